@@ -1,0 +1,174 @@
+/* capture.c — libpcap live and offline capture. */
+#include "capture.h"
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct capture {
+    pcap_t *pcap;
+    bool live;
+    int dlt;
+    /* running totals and the last 32-bit values seen, to add deltas mod 2^32 */
+    struct capture_stats totals;
+    uint32_t last_recv, last_drop, last_ifdrop;
+    capture_packet_fn on_packet;
+    void *ctx;
+};
+
+static int apply_filter(pcap_t *p, const char *filter, bool live, char *errbuf)
+{
+    struct bpf_program prog;
+    if (pcap_compile(p, &prog, filter, 1, live ? PCAP_NETMASK_UNKNOWN : 0) != 0) {
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "invalid filter '%s': %s", filter, pcap_geterr(p));
+        return VIGIL_EINVAL;
+    }
+    int rc = pcap_setfilter(p, &prog);
+    pcap_freecode(&prog);
+    if (rc != 0) {
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "cannot set filter: %s", pcap_geterr(p));
+        return VIGIL_ECAPTURE;
+    }
+    return 0;
+}
+
+static pcap_t *open_live(const struct capture_config *cfg, char *errbuf)
+{
+    char perr[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *p = pcap_create(cfg->iface, perr);
+    if (!p) {
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "cannot open interface %s: %s", cfg->iface, perr);
+        return NULL;
+    }
+    pcap_set_snaplen(p, cfg->snaplen);
+    pcap_set_promisc(p, cfg->promisc);
+    pcap_set_timeout(p, cfg->timeout_ms);
+    pcap_set_buffer_size(p, cfg->buffer_mib * 1024 * 1024);
+    pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO); /* falls back to µs if unsupported */
+    int rc = pcap_activate(p);
+    if (rc < 0) {
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "cannot capture on %s: %s%s%s", cfg->iface,
+                 pcap_statustostr(rc), rc == PCAP_ERROR ? ": " : "",
+                 rc == PCAP_ERROR ? pcap_geterr(p) : "");
+        pcap_close(p);
+        return NULL;
+    }
+    if (rc > 0)
+        log_warn("capture on %s: %s", cfg->iface, pcap_statustostr(rc));
+    return p;
+}
+
+static pcap_t *open_file(const struct capture_config *cfg, char *errbuf)
+{
+    char perr[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(cfg->file, PCAP_TSTAMP_PRECISION_NANO,
+                                                        perr);
+    if (!p)
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "cannot read %s: %s",
+                 strcmp(cfg->file, "-") == 0 ? "standard input" : cfg->file, perr);
+    return p;
+}
+
+struct capture *capture_open(const struct capture_config *cfg, char *errbuf)
+{
+    struct capture *cap = calloc(1, sizeof *cap);
+    if (!cap) {
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "out of memory");
+        return NULL;
+    }
+    cap->live = cfg->iface != NULL;
+    cap->pcap = cap->live ? open_live(cfg, errbuf) : open_file(cfg, errbuf);
+    if (!cap->pcap)
+        goto fail;
+    if (cfg->filter && apply_filter(cap->pcap, cfg->filter, cap->live, errbuf) != 0)
+        goto fail;
+    cap->dlt = pcap_datalink(cap->pcap);
+    return cap;
+fail:
+    capture_close(cap);
+    return NULL;
+}
+
+int capture_datalink(const struct capture *cap)
+{
+    return cap->dlt;
+}
+
+bool capture_is_live(const struct capture *cap)
+{
+    return cap->live;
+}
+
+static void dispatch_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+    struct capture *cap = (struct capture *)user;
+    /* With nanosecond precision tv_usec holds nanoseconds. Out-of-range
+     * sub-second values (seen in damaged files) are simply added, which
+     * carries them into the seconds instead of rejecting the packet. */
+    int64_t ts = (int64_t)h->ts.tv_sec * NS_PER_SEC + (int64_t)h->ts.tv_usec;
+    cap->on_packet(cap->ctx, ts, bytes, h->caplen, h->len);
+}
+
+int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet_fn on_packet,
+                capture_idle_fn on_idle, void *ctx, char *errbuf)
+{
+    cap->on_packet = on_packet;
+    cap->ctx = ctx;
+    int64_t next_stats = vigil_monotonic_ns() + NS_PER_SEC;
+    while (!*stop) {
+        int n = pcap_dispatch(cap->pcap, cap->live ? 4096 : 65536, dispatch_cb, (u_char *)cap);
+        if (n == PCAP_ERROR_BREAK)
+            break;
+        if (n == PCAP_ERROR) {
+            snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "%s", pcap_geterr(cap->pcap));
+            return VIGIL_ECAPTURE;
+        }
+        if (!cap->live) {
+            if (n == 0)
+                break; /* end of file */
+            continue;
+        }
+        if (n == 0 && on_idle)
+            on_idle(ctx, vigil_wallclock_ns());
+        int64_t now = vigil_monotonic_ns();
+        if (now >= next_stats) { /* keep the 32-bit counters from wrapping unseen */
+            struct capture_stats s;
+            capture_get_stats(cap, &s);
+            next_stats = now + NS_PER_SEC;
+        }
+    }
+    return 0;
+}
+
+void capture_break(struct capture *cap)
+{
+    if (cap && cap->pcap)
+        pcap_breakloop(cap->pcap);
+}
+
+void capture_get_stats(struct capture *cap, struct capture_stats *out)
+{
+    struct pcap_stat ps;
+    if (cap->live && pcap_stats(cap->pcap, &ps) == 0) {
+        cap->totals.received += (uint32_t)(ps.ps_recv - cap->last_recv);
+        cap->totals.dropped += (uint32_t)(ps.ps_drop - cap->last_drop);
+        cap->totals.ifdropped += (uint32_t)(ps.ps_ifdrop - cap->last_ifdrop);
+        cap->last_recv = ps.ps_recv;
+        cap->last_drop = ps.ps_drop;
+        cap->last_ifdrop = ps.ps_ifdrop;
+    }
+    *out = cap->totals;
+}
+
+void capture_close(struct capture *cap)
+{
+    if (!cap)
+        return;
+    if (cap->pcap)
+        pcap_close(cap->pcap);
+    free(cap);
+}

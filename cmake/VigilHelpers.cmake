@@ -1,0 +1,12 @@
+# vigil_add_test(NAME SOURCES... LIBS ... LABELS ...)
+# One Criterion binary per component, registered with ctest under a timeout.
+function(vigil_add_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CRITERION)
+  add_test(NAME ${name} COMMAND ${name} --jobs=1)
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "unit;${T_LABELS}")
+endfunction()

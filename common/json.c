@@ -1,0 +1,127 @@
+/* json.c — flat JSON object writer. */
+#include "json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void put(struct json_writer *w, const char *s, size_t n)
+{
+    if (w->overflow || n > w->cap - w->len) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_ch(struct json_writer *w, char c)
+{
+    put(w, &c, 1);
+}
+
+static void put_escaped(struct json_writer *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    put_ch(w, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            put(w, esc, 2);
+        } else if (c < 0x20 || c > 0x7e) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(w, esc, 6);
+        } else {
+            put_ch(w, (char)c);
+        }
+    }
+    put_ch(w, '"');
+}
+
+static void put_key(struct json_writer *w, const char *key)
+{
+    if (!w->first)
+        put_ch(w, ',');
+    w->first = false;
+    put_ch(w, '"');
+    put(w, key, strlen(key));
+    put(w, "\":", 2);
+}
+
+static void put_u64(struct json_writer *w, uint64_t v)
+{
+    char tmp[20];
+    int i = (int)sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(w, tmp + i, sizeof tmp - (size_t)i);
+}
+
+void json_begin(struct json_writer *w, char *buf, size_t cap)
+{
+    *w = (struct json_writer){.buf = buf, .cap = cap, .first = true};
+    put_ch(w, '{');
+}
+
+void json_key_strn(struct json_writer *w, const char *key, const char *val, size_t n)
+{
+    put_key(w, key);
+    put_escaped(w, val, n);
+}
+
+void json_key_str(struct json_writer *w, const char *key, const char *val)
+{
+    json_key_strn(w, key, val, strlen(val));
+}
+
+void json_key_u64(struct json_writer *w, const char *key, uint64_t val)
+{
+    put_key(w, key);
+    put_u64(w, val);
+}
+
+void json_key_i64(struct json_writer *w, const char *key, int64_t val)
+{
+    put_key(w, key);
+    if (val < 0) {
+        put_ch(w, '-');
+        put_u64(w, (uint64_t)0 - (uint64_t)val);
+    } else {
+        put_u64(w, (uint64_t)val);
+    }
+}
+
+void json_key_bool(struct json_writer *w, const char *key, bool val)
+{
+    put_key(w, key);
+    if (val)
+        put(w, "true", 4);
+    else
+        put(w, "false", 5);
+}
+
+void json_key_fixed(struct json_writer *w, const char *key, double val, int decimals)
+{
+    char tmp[48];
+    int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, val);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        w->overflow = true;
+        return;
+    }
+    put_key(w, key);
+    put(w, tmp, (size_t)n);
+}
+
+void json_key_raw(struct json_writer *w, const char *key, const char *raw)
+{
+    put_key(w, key);
+    put(w, raw, strlen(raw));
+}
+
+size_t json_end(struct json_writer *w)
+{
+    put(w, "}\n", 2);
+    return w->overflow ? 0 : w->len;
+}
