@@ -822,8 +822,8 @@ static uint32_t flow_new(struct flowtab *ft, const struct flow_key *k, const str
 /* TCP: orientation by SYN, handshake RTT, retransmissions, closing. */
 static void track_tcp(struct flowtab *ft, struct flow *f, const struct pkt *p, int side)
 {
-    (void)ft;
     uint8_t fl = p->tcp_flags;
+    bool was_closed = f->flags & F_CLOSED;
     int init = (f->flags & F_INIT_SIDE1) ? 1 : 0;
 
     if ((fl & (TCP_SYN | TCP_ACK)) == TCP_SYN && !(f->flags & F_SYN_SEEN)) {
@@ -853,6 +853,12 @@ static void track_tcp(struct flowtab *ft, struct flow *f, const struct pkt *p, i
     f->tcp_flags[side] |= fl;
     if ((f->tcp_flags[0] & TCP_FIN) && (f->tcp_flags[1] & TCP_FIN))
         f->flags |= F_CLOSED;
+    if (!was_closed && (f->flags & F_CLOSED)) {
+        /* The deadline just moved closer: refile so the wheel finds it in time. */
+        uint32_t idx = (uint32_t)(f - ft->flows);
+        wheel_remove(ft, idx);
+        wheel_insert(ft, idx);
+    }
 
     /* Retransmission: a segment carrying data that ends at or before the
      * highest sequence already seen from that side (RFC 9293 §3.4 modular

@@ -1,0 +1,93 @@
+/* test_json.c — the JSON writer and the flow record's JSON form. */
+#include "flowrec.h"
+#include "json.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+Test(json, escapes_hostile_strings)
+{
+    char buf[256];
+    struct json_writer w;
+    json_begin(&w, buf, sizeof buf);
+    json_key_str(&w, "s", "a\"b\\c\n\x01\xff");
+    json_key_i64(&w, "n", -42);
+    json_key_u64(&w, "u", UINT64_MAX);
+    json_key_bool(&w, "b", true);
+    size_t n = json_end(&w);
+    cr_assert_gt(n, 0);
+    cr_assert_str_eq(buf, "{\"s\":\"a\\\"b\\\\c\\u000a\\u0001\\u00ff\",\"n\":-42,"
+                          "\"u\":18446744073709551615,\"b\":true}\n");
+}
+
+Test(json, overflow_is_reported_not_written_past)
+{
+    char buf[16];
+    memset(buf, 'x', sizeof buf);
+    struct json_writer w;
+    json_begin(&w, buf, 10);
+    json_key_str(&w, "key", "a long value");
+    cr_assert_eq(json_end(&w), 0);
+    cr_assert_eq(buf[10], 'x');
+}
+
+Test(json, flow_record_fields)
+{
+    struct flow_record r;
+    memset(&r, 0, sizeof r);
+    r.flow_id = 7;
+    r.final = true;
+    r.end_reason = END_FIN;
+    r.start_ns = 1700000000LL * 1000000000LL + 123456789;
+    r.end_ns = r.start_ns + 1500000000LL;
+    addr_parse("10.0.0.1", &r.src);
+    addr_parse("10.0.0.2", &r.dst);
+    r.has_ports = true;
+    r.src_port = 40000;
+    r.dst_port = 443;
+    r.proto = 6;
+    r.vlan = VLAN_NONE;
+    r.pkts_fwd = 3;
+    r.bytes_fwd = 180;
+    r.state = STATE_SF;
+    strcpy(r.tls_sni, "example.com");
+    char buf[FLOWREC_JSON_MAX];
+    size_t n = flowrec_to_json(&r, buf, sizeof buf);
+    cr_assert_gt(n, 0);
+    cr_assert(strstr(buf, "\"start\":\"2023-11-14T22:13:20.123456Z\""));
+    cr_assert(strstr(buf, "\"duration\":1.500000"));
+    cr_assert(strstr(buf, "\"src_ip\":\"10.0.0.1\",\"src_port\":40000"));
+    cr_assert(strstr(buf, "\"state\":\"SF\""));
+    cr_assert(strstr(buf, "\"end_reason\":\"fin\""));
+    cr_assert(strstr(buf, "\"tls_sni\":\"example.com\""));
+    cr_assert_null(strstr(buf, "\"vlan\""));
+    cr_assert_null(strstr(buf, "dns_qname"));
+}
+
+Test(json, longest_record_fits)
+{
+    struct flow_record r;
+    memset(&r, 0xff, sizeof r); /* every field at its widest */
+    memset(r.agent, 0x01, sizeof r.agent - 1);
+    r.agent[sizeof r.agent - 1] = '\0';
+    r.end_reason = END_IDLE;
+    r.state = STATE_SF;
+    r.direction = DIR_INBOUND;
+    r.tunnel = TUNNEL_GRE;
+    r.proto = 6;
+    memset(r.app, 0x01, sizeof r.app - 1);
+    r.app[sizeof r.app - 1] = '\0';
+    char *names[] = {r.dns_qname, r.tls_sni, r.http_host};
+    for (int i = 0; i < 3; i++) {
+        memset(names[i], 0x01, FLOWREC_NAME_MAX - 1); /* each escapes to 6 bytes */
+        names[i][FLOWREC_NAME_MAX - 1] = '\0';
+    }
+    memset(r.ja4, 'a', sizeof r.ja4 - 1);
+    r.ja4[sizeof r.ja4 - 1] = '\0';
+    r.start_ns = 0;
+    r.end_ns = 0;
+    char buf[FLOWREC_JSON_MAX * 4];
+    size_t n = flowrec_to_json(&r, buf, sizeof buf);
+    cr_assert_gt(n, 0);
+    cr_assert_leq(n, (size_t)FLOWREC_JSON_MAX * 4);
+}
