@@ -59,6 +59,7 @@ struct flow {
     uint32_t hnext;      /* bucket chain */
     uint32_t wnext, wprev; /* wheel slot list; prev of a slot head is 0 */
     uint32_t meta;       /* index into the meta pool, 0 = none */
+    uint32_t bucket;     /* the bucket whose chain holds the flow */
     uint16_t flags;
     uint8_t tcp_flags[2];  /* per key side */
     uint8_t icmp_type, icmp_code;
@@ -322,6 +323,13 @@ static void wheel_remove(struct flowtab *ft, uint32_t idx)
 
 /* ---- records --------------------------------------------------------- */
 
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Zeek's conn_state from what each side sent (see flowrec.h for the meanings). */
 static enum conn_state tcp_state(const struct flow *f, int init)
 {
@@ -389,7 +397,7 @@ static void emit_record(struct flowtab *ft, struct flow *f, enum end_reason reas
     memset(&r, 0, sizeof r);
     r.flow_id = f->id;
     if (ft->cfg.agent_name)
-        snprintf(r.agent, sizeof r.agent, "%s", ft->cfg.agent_name);
+        copy_str(r.agent, sizeof r.agent, ft->cfg.agent_name);
     r.final = final;
     r.end_reason = (uint8_t)reason;
     r.start_ns = f->first_ns;
@@ -420,7 +428,7 @@ static void emit_record(struct flowtab *ft, struct flow *f, enum end_reason reas
     r.direction = (uint8_t)direction_of(ft, &r.src, &r.dst);
     r.tunnel = f->tunnel;
     if (f->app)
-        snprintf(r.app, sizeof r.app, "%s", f->app);
+        copy_str(r.app, sizeof r.app, f->app);
     if (f->meta) {
         const struct flow_meta *m = &ft->metas[f->meta];
         if (f->flags & F_DNS) {
@@ -454,8 +462,7 @@ static void flow_end_unfiled(struct flowtab *ft, uint32_t idx, enum end_reason r
     struct flow *f = &ft->flows[idx];
     emit_record(ft, f, reason, true);
 
-    uint32_t *pp = &ft->buckets[hash_siphash13(&ft->hkey, &f->key, sizeof f->key) &
-                                ft->bucket_mask];
+    uint32_t *pp = &ft->buckets[f->bucket];
     while (*pp && *pp != idx)
         pp = &ft->flows[*pp].hnext;
     if (*pp == idx)
@@ -620,12 +627,6 @@ static struct flow_meta *meta_get(struct flowtab *ft, struct flow *f)
 
 /* ---- application metadata -------------------------------------------- */
 
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
 
 static void inspect_dns(struct flowtab *ft, struct flow *f, const struct pkt *p, bool tcp)
 {
@@ -770,25 +771,26 @@ static void inspect(struct flowtab *ft, struct flow *f, const struct pkt *p, int
 
 /* ---- per packet ------------------------------------------------------ */
 
-static uint32_t flow_lookup(struct flowtab *ft, const struct flow_key *k, uint32_t *bucket)
+static uint32_t flow_lookup(struct flowtab *ft, const struct flow_key *k, uint64_t hash,
+                            uint32_t *bucket)
 {
-    *bucket = (uint32_t)(hash_siphash13(&ft->hkey, k, sizeof *k) & ft->bucket_mask);
+    *bucket = (uint32_t)(hash & ft->bucket_mask);
     for (uint32_t idx = ft->buckets[*bucket]; idx; idx = ft->flows[idx].hnext)
         if (memcmp(&ft->flows[idx].key, k, sizeof *k) == 0)
             return idx;
     return 0;
 }
 
-static uint32_t flow_new(struct flowtab *ft, const struct flow_key *k, const struct pkt *p,
-                         int side)
+static uint32_t flow_new(struct flowtab *ft, const struct flow_key *k, uint32_t bucket,
+                         const struct pkt *p, int side)
 {
     uint32_t idx = flow_alloc(ft);
     if (!idx)
         return 0;
-    uint32_t bucket = (uint32_t)(hash_siphash13(&ft->hkey, k, sizeof *k) & ft->bucket_mask);
     struct flow *f = &ft->flows[idx];
     memset(f, 0, sizeof *f);
     f->key = *k;
+    f->bucket = bucket;
     f->hnext = ft->buckets[bucket];
     ft->buckets[bucket] = idx;
     f->id = ft->id_base | (ft->id_next++ & 0xffffffffu);
@@ -887,7 +889,8 @@ static struct flow *account(struct flowtab *ft, const struct pkt *p, uint64_t n,
     int side;
     uint32_t bucket;
     make_key(p, &k, &side);
-    uint32_t idx = flow_lookup(ft, &k, &bucket);
+    uint64_t hash = p->has_hash ? p->hash : hash_siphash13(&ft->hkey, &k, sizeof k);
+    uint32_t idx = flow_lookup(ft, &k, hash, &bucket);
 
     if (idx && p->proto == IPPROTO_NUM_TCP) {
         /* A new handshake on a closed flow's ports starts a new flow. */
@@ -898,7 +901,7 @@ static struct flow *account(struct flowtab *ft, const struct pkt *p, uint64_t n,
         }
     }
     if (!idx) {
-        idx = flow_new(ft, &k, p, side);
+        idx = flow_new(ft, &k, bucket, p, side);
         if (!idx)
             return NULL;
     }
@@ -963,6 +966,26 @@ void flowtab_packet(struct flowtab *ft, const struct pkt *pin)
     }
     if (!f->app && f->pkts[0] + f->pkts[1] == 1 && p->has_ports)
         f->app = meta_app_by_port(p->proto, p->sport, p->dport);
+}
+
+void flowtab_prefetch(const struct flowtab *ft, struct pkt *p, int stage)
+{
+    if (p->frag == FRAG_LATER)
+        return; /* its key needs the fragment table */
+    if (stage == 0) {
+        struct flow_key k;
+        int side;
+        make_key(p, &k, &side);
+        p->hash = hash_siphash13(&ft->hkey, &k, sizeof k);
+        p->has_hash = true;
+        __builtin_prefetch(&ft->buckets[p->hash & ft->bucket_mask]);
+    } else if (p->has_hash) {
+        uint32_t idx = ft->buckets[p->hash & ft->bucket_mask];
+        if (idx) {
+            __builtin_prefetch(&ft->flows[idx]);
+            __builtin_prefetch((const char *)&ft->flows[idx] + 64);
+        }
+    }
 }
 
 void flowtab_flush(struct flowtab *ft, enum end_reason reason)

@@ -50,6 +50,12 @@ void flowtab_destroy(struct flowtab *ft);
 /* Accounts one decoded packet (advancing the table's clock to its time). */
 void flowtab_packet(struct flowtab *ft, const struct pkt *p);
 
+/* Prepares a packet that flowtab_packet() will see a few packets later:
+ * stage 0 computes its key hash (stored in p) and prefetches its bucket,
+ * stage 1 prefetches the flow the bucket points to. Hides memory latency
+ * when packets are processed from a queue; never changes results. */
+void flowtab_prefetch(const struct flowtab *ft, struct pkt *p, int stage);
+
 /* Advances the clock without a packet (live capture, idle link). */
 void flowtab_advance(struct flowtab *ft, int64_t now_ns);
 

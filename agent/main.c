@@ -7,6 +7,7 @@
 #include "limits.h"
 #include "log.h"
 #include "output.h"
+#include "pipeline.h"
 #include "privdrop.h"
 
 #include <getopt.h>
@@ -31,6 +32,7 @@ struct agent_options {
 struct agent {
     struct decode_ctx dec;
     struct flowtab *table;
+    struct pipeline *pipe; /* to the flow thread, which owns the table while it runs */
     int dlt;
     uint64_t packets, bytes;
     int64_t first_ts, last_ts;
@@ -229,13 +231,13 @@ static void on_packet(void *ctx, int64_t ts_ns, const uint8_t *data, uint32_t ca
         a->first_ts = ts_ns;
     a->last_ts = ts_ns;
     if (decode_packet(&a->dec, a->dlt, data, caplen, wirelen, ts_ns, &p) == DECODE_OK)
-        flowtab_packet(a->table, &p);
+        pipeline_push(a->pipe, &p);
 }
 
 static void on_idle(void *ctx, int64_t now_ns)
 {
     struct agent *a = ctx;
-    flowtab_advance(a->table, now_ns);
+    pipeline_tick(a->pipe, now_ns);
 }
 
 static void discard_record(void *ctx, const struct flow_record *rec)
@@ -311,6 +313,16 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
 
+    /* Threads start only now: after the privileges were dropped. */
+    agent.pipe = pipeline_start(agent.table, 16u << 20);
+    if (!agent.pipe) {
+        log_err("cannot start the flow thread");
+        flowtab_destroy(agent.table);
+        json_output_close(out, NULL, NULL);
+        capture_close(cap);
+        return EXIT_FAILURE;
+    }
+
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     running_capture = cap;
@@ -323,6 +335,7 @@ int main(int argc, char **argv)
         log_err("reading %s stopped: %s", opt.cap.file ? opt.cap.file : opt.cap.iface, errbuf);
         status = EXIT_FAILURE;
     }
+    pipeline_finish(agent.pipe);
     double elapsed = (double)(vigil_monotonic_ns() - t0) / 1e9;
     running_capture = NULL;
 

@@ -55,6 +55,8 @@ struct pkt {
     uint32_t payload_len;    /* transport payload length as sent */
     uint32_t payload_caplen; /* bytes of it present in the capture */
     const uint8_t *payload;  /* borrowed: the captured payload */
+    uint64_t hash;           /* flow-key hash, when has_hash (set by flowtab_prefetch) */
+    bool has_hash;
 };
 
 #endif

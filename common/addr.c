@@ -18,9 +18,18 @@ void addr_from_v4(struct vigil_addr *a, const uint8_t v4[4])
 
 const char *addr_format(const struct vigil_addr *a, char buf[ADDR_STRLEN])
 {
-    if (addr_is_v4(a))
-        inet_ntop(AF_INET, a->b + 12, buf, ADDR_STRLEN);
-    else
+    if (addr_is_v4(a)) { /* by hand: this runs twice per flow record */
+        char *p = buf;
+        for (int i = 12; i < 16; i++) {
+            unsigned v = a->b[i];
+            if (v >= 100)
+                *p++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *p++ = (char)('0' + v / 10 % 10);
+            *p++ = (char)('0' + v % 10);
+            *p++ = i < 15 ? '.' : '\0';
+        }
+    } else
         inet_ntop(AF_INET6, a->b, buf, ADDR_STRLEN);
     return buf;
 }

@@ -63,7 +63,7 @@ size_t flowrec_to_json(const struct flow_record *r, char *buf, size_t len)
         json_key_str(&w, "start", ts);
     if (vigil_format_rfc3339(r->end_ns, ts, sizeof ts))
         json_key_str(&w, "end", ts);
-    json_key_fixed(&w, "duration", (double)(r->end_ns - r->start_ns) / 1e9, 6);
+    json_key_decimal(&w, "duration", r->end_ns - r->start_ns, 1000000000u, 6);
     json_key_str(&w, "src_ip", addr_format(&r->src, text));
     if (r->has_ports)
         json_key_u64(&w, "src_port", r->src_port);

@@ -102,16 +102,25 @@ void json_key_bool(struct json_writer *w, const char *key, bool val)
         put(w, "false", 5);
 }
 
-void json_key_fixed(struct json_writer *w, const char *key, double val, int decimals)
+
+void json_key_decimal(struct json_writer *w, const char *key, int64_t val, uint64_t scale,
+                      int decimals)
 {
-    char tmp[48];
-    int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, val);
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        w->overflow = true;
-        return;
-    }
     put_key(w, key);
-    put(w, tmp, (size_t)n);
+    uint64_t mag = val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val;
+    if (val < 0)
+        put_ch(w, '-');
+    put_u64(w, mag / scale);
+    uint64_t frac = mag % scale, div = scale;
+    char digits[20];
+    for (int i = 0; i < decimals && i < 19; i++) {
+        div /= 10;
+        digits[i] = (char)('0' + (div ? frac / div % 10 : 0));
+    }
+    if (decimals > 0) {
+        put_ch(w, '.');
+        put(w, digits, (size_t)(decimals < 19 ? decimals : 19));
+    }
 }
 
 void json_key_raw(struct json_writer *w, const char *key, const char *raw)

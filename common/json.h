@@ -25,8 +25,10 @@ void json_key_strn(struct json_writer *w, const char *key, const char *val, size
 void json_key_u64(struct json_writer *w, const char *key, uint64_t val);
 void json_key_i64(struct json_writer *w, const char *key, int64_t val);
 void json_key_bool(struct json_writer *w, const char *key, bool val);
-/* Fixed-point: writes val with `decimals` digits after the point. */
-void json_key_fixed(struct json_writer *w, const char *key, double val, int decimals);
+/* Exact decimal: val/scale with `decimals` digits (truncated), e.g.
+ * nanoseconds as seconds with json_key_decimal(w, k, ns, 1000000000, 6). */
+void json_key_decimal(struct json_writer *w, const char *key, int64_t val, uint64_t scale,
+                      int decimals);
 /* Writes an already-formatted JSON value (number, nested object) verbatim. */
 void json_key_raw(struct json_writer *w, const char *key, const char *raw);
 /* Closes the object and appends '\n'; returns the length or 0 on overflow. */

@@ -1,0 +1,225 @@
+/* pipeline.c — SPSC byte ring between the capture and flow threads.
+ *
+ * Entries are variable-length (a header, the decoded packet, the payload
+ * bytes), 64-byte aligned so no two threads write one cache line. An entry
+ * that does not fit before the end of the ring is preceded by a wrap marker
+ * and written at offset 0. Each side keeps a private copy of its position
+ * and publishes it every few entries, so the shared cache lines move
+ * between cores in batches rather than per packet. */
+#include "pipeline.h"
+
+#include "clock.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ENTRY_ALIGN 64u
+#define PUBLISH_EVERY 32u /* entries between position updates */
+
+enum entry_type { ENTRY_PACKET = 1, ENTRY_TICK, ENTRY_WRAP, ENTRY_END };
+
+struct entry {
+    uint32_t type;
+    uint32_t size;  /* whole entry, aligned */
+    int64_t tick_ns;
+    struct pkt pkt; /* payload bytes follow the entry header */
+};
+
+struct pipeline {
+    /* shared, each on its own cache line */
+    alignas(64) _Atomic uint64_t head; /* bytes ever written (producer) */
+    alignas(64) _Atomic uint64_t tail; /* bytes ever consumed (consumer) */
+
+    alignas(64) uint64_t p_head;       /* producer's private view */
+    uint64_t p_tail_cache;
+    unsigned p_unpublished;
+
+    alignas(64) uint8_t *ring;
+    size_t size; /* a power of two */
+    struct flowtab *table;
+    pthread_t thread;
+};
+
+static void pause_briefly(unsigned *spins)
+{
+    if (++*spins < 64) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, 200 * 1000}; /* 200 µs: idle without burning a core */
+    nanosleep(&ts, NULL);
+}
+
+static size_t entry_size(size_t payload)
+{
+    size_t n = sizeof(struct entry) + payload;
+    return (n + ENTRY_ALIGN - 1) & ~(size_t)(ENTRY_ALIGN - 1);
+}
+
+/* The flow thread. A window of the next entries is prepared ahead of the
+ * one being processed: the key hash and bucket are prefetched LOOKAHEAD
+ * entries ahead, the flow entry itself half as far, so the table's cache
+ * misses overlap instead of stalling one by one. */
+#define LOOKAHEAD 8u
+
+static void *flow_thread(void *arg)
+{
+    struct pipeline *pl = arg;
+    uint64_t tail = 0, head = 0, ahead = 0; /* ahead: next entry to prepare */
+    uint64_t window[LOOKAHEAD];             /* prepared entries, oldest first */
+    unsigned wstart = 0, wcount = 0, unpublished = 0;
+
+    for (;;) {
+        if (wcount == 0 && ahead == head) {
+            if (unpublished) {
+                atomic_store_explicit(&pl->tail, tail, memory_order_release);
+                unpublished = 0;
+            }
+            unsigned spins = 0;
+            while ((head = atomic_load_explicit(&pl->head, memory_order_acquire)) == ahead)
+                pause_briefly(&spins);
+        }
+        while (wcount < LOOKAHEAD && ahead != head) {
+            struct entry *e = (struct entry *)(pl->ring + (ahead & (pl->size - 1)));
+            if (e->type == ENTRY_PACKET)
+                flowtab_prefetch(pl->table, &e->pkt, 0);
+            window[(wstart + wcount++) % LOOKAHEAD] = ahead;
+            ahead += e->size;
+        }
+        if (wcount > LOOKAHEAD / 2) {
+            uint64_t mid = window[(wstart + LOOKAHEAD / 2) % LOOKAHEAD];
+            struct entry *e = (struct entry *)(pl->ring + (mid & (pl->size - 1)));
+            if (e->type == ENTRY_PACKET)
+                flowtab_prefetch(pl->table, &e->pkt, 1);
+        }
+
+        struct entry *e = (struct entry *)(pl->ring + (tail & (pl->size - 1)));
+        wstart = (wstart + 1) % LOOKAHEAD;
+        wcount--;
+        switch (e->type) {
+        case ENTRY_PACKET:
+            if (e->pkt.payload_caplen)
+                e->pkt.payload = (const uint8_t *)(e + 1);
+            flowtab_packet(pl->table, &e->pkt);
+            break;
+        case ENTRY_TICK: flowtab_advance(pl->table, e->tick_ns); break;
+        case ENTRY_WRAP: break;
+        case ENTRY_END:
+            atomic_store_explicit(&pl->tail, tail + e->size, memory_order_release);
+            return NULL;
+        default: log_err("pipeline: corrupt ring entry type %u", e->type); abort();
+        }
+        tail += e->size;
+        if (++unpublished >= PUBLISH_EVERY) {
+            atomic_store_explicit(&pl->tail, tail, memory_order_release);
+            unpublished = 0;
+        }
+    }
+}
+
+struct pipeline *pipeline_start(struct flowtab *table, size_t ring_bytes)
+{
+    struct pipeline *pl = aligned_alloc(64, sizeof *pl);
+    if (!pl)
+        return NULL;
+    memset(pl, 0, sizeof *pl);
+    size_t size = 1u << 20;
+    while (size < ring_bytes)
+        size <<= 1;
+    pl->size = size;
+    pl->table = table;
+    pl->ring = aligned_alloc(ENTRY_ALIGN, size);
+    if (!pl->ring) {
+        free(pl);
+        return NULL;
+    }
+    if (pthread_create(&pl->thread, NULL, flow_thread, pl) != 0) {
+        free(pl->ring);
+        free(pl);
+        return NULL;
+    }
+    return pl;
+}
+
+void pipeline_publish(struct pipeline *pl)
+{
+    atomic_store_explicit(&pl->head, pl->p_head, memory_order_release);
+    pl->p_unpublished = 0;
+}
+
+/* Reserves `need` contiguous bytes, writing a wrap marker if the end of
+ * the ring is too close; waits for the consumer while the ring is full. */
+static struct entry *reserve(struct pipeline *pl, size_t need)
+{
+    size_t off = pl->p_head & (pl->size - 1);
+    size_t to_end = pl->size - off;
+    size_t total = need <= to_end ? need : need + to_end;
+    if (pl->p_head + total - pl->p_tail_cache > pl->size) {
+        pipeline_publish(pl); /* let the consumer see all we have before waiting */
+        unsigned spins = 0;
+        for (;;) {
+            pl->p_tail_cache = atomic_load_explicit(&pl->tail, memory_order_acquire);
+            if (pl->p_head + total - pl->p_tail_cache <= pl->size)
+                break;
+            pause_briefly(&spins);
+        }
+    }
+    if (need > to_end) {
+        struct entry *w = (struct entry *)(pl->ring + off);
+        w->type = ENTRY_WRAP;
+        w->size = (uint32_t)to_end;
+        pl->p_head += to_end;
+        off = 0;
+    }
+    return (struct entry *)(pl->ring + off);
+}
+
+static void commit(struct pipeline *pl, struct entry *e, size_t size)
+{
+    e->size = (uint32_t)size;
+    pl->p_head += size;
+    if (++pl->p_unpublished >= PUBLISH_EVERY)
+        pipeline_publish(pl);
+}
+
+void pipeline_push(struct pipeline *pl, const struct pkt *p)
+{
+    size_t size = entry_size(p->payload_caplen);
+    struct entry *e = reserve(pl, size);
+    e->type = ENTRY_PACKET;
+    e->pkt = *p;
+    if (p->payload_caplen)
+        memcpy(e + 1, p->payload, p->payload_caplen);
+    e->pkt.payload = NULL; /* rebased by the consumer */
+    commit(pl, e, size);
+}
+
+void pipeline_tick(struct pipeline *pl, int64_t now_ns)
+{
+    size_t size = entry_size(0);
+    struct entry *e = reserve(pl, size);
+    e->type = ENTRY_TICK;
+    e->tick_ns = now_ns;
+    commit(pl, e, size);
+    pipeline_publish(pl);
+}
+
+void pipeline_finish(struct pipeline *pl)
+{
+    if (!pl)
+        return;
+    size_t size = entry_size(0);
+    struct entry *e = reserve(pl, size);
+    e->type = ENTRY_END;
+    commit(pl, e, size);
+    pipeline_publish(pl);
+    pthread_join(pl->thread, NULL);
+    free(pl->ring);
+    free(pl);
+}
