@@ -265,6 +265,26 @@ static void make_key(const struct pkt *p, struct flow_key *k, int *side)
     }
 }
 
+/* The keyed hash of a key. For an IPv4 pair the two 12-byte mapped
+ * prefixes are left out: less than half the bytes to hash on the common
+ * path, and still every varying byte. */
+static uint64_t key_hash(const struct flowtab *ft, const struct flow_key *k)
+{
+    static const uint8_t v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(k->addr[0], v4_prefix, 12) == 0 && memcmp(k->addr[1], v4_prefix, 12) == 0) {
+        uint8_t b[20];
+        memcpy(b, k->addr[0] + 12, 4);
+        memcpy(b + 4, k->addr[1] + 12, 4);
+        memcpy(b + 8, k->port, 4);
+        memcpy(b + 12, &k->icmp, 4);
+        memcpy(b + 16, &k->vlan, 2);
+        b[18] = k->proto;
+        b[19] = 4;
+        return hash_siphash13(&ft->hkey, b, sizeof b);
+    }
+    return hash_siphash13(&ft->hkey, k, sizeof *k);
+}
+
 /* ---- wheel ----------------------------------------------------------- */
 
 static int64_t timeout_of(const struct flowtab *ft, const struct flow *f)
@@ -889,7 +909,7 @@ static struct flow *account(struct flowtab *ft, const struct pkt *p, uint64_t n,
     int side;
     uint32_t bucket;
     make_key(p, &k, &side);
-    uint64_t hash = p->has_hash ? p->hash : hash_siphash13(&ft->hkey, &k, sizeof k);
+    uint64_t hash = p->has_hash ? p->hash : key_hash(ft, &k);
     uint32_t idx = flow_lookup(ft, &k, hash, &bucket);
 
     if (idx && p->proto == IPPROTO_NUM_TCP) {
@@ -976,7 +996,7 @@ void flowtab_prefetch(const struct flowtab *ft, struct pkt *p, int stage)
         struct flow_key k;
         int side;
         make_key(p, &k, &side);
-        p->hash = hash_siphash13(&ft->hkey, &k, sizeof k);
+        p->hash = key_hash(ft, &k);
         p->has_hash = true;
         __builtin_prefetch(&ft->buckets[p->hash & ft->bucket_mask]);
     } else if (p->has_hash) {

@@ -17,8 +17,9 @@
 struct frag_key {
     uint8_t src[16], dst[16];
     uint32_t id;
+    uint16_t vlan;
     uint8_t proto;
-    uint8_t pad[3];
+    uint8_t pad;
 };
 
 struct frag_entry {
@@ -63,6 +64,7 @@ static void make_key(const struct pkt *p, struct frag_key *k)
     memcpy(k->src, p->src.b, 16);
     memcpy(k->dst, p->dst.b, 16);
     k->id = p->frag_id;
+    k->vlan = p->vlan;
     k->proto = p->proto;
 }
 
@@ -135,7 +137,7 @@ bool fragtab_later(struct fragtab *ft, struct pkt *p)
 
 static void give_up_entry(struct fragtab *ft, const struct frag_entry *e)
 {
-    struct pkt p = {.vlan = 0xffff};
+    struct pkt p = {.vlan = e->key.vlan};
     memcpy(p.src.b, e->key.src, 16);
     memcpy(p.dst.b, e->key.dst, 16);
     p.proto = e->key.proto;

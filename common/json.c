@@ -19,21 +19,32 @@ static void put_ch(struct json_writer *w, char c)
     put(w, &c, 1);
 }
 
+static bool needs_escape(unsigned char c)
+{
+    return c == '"' || c == '\\' || c < 0x20 || c > 0x7e;
+}
+
 static void put_escaped(struct json_writer *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     put_ch(w, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && !needs_escape((unsigned char)s[run]))
+            run++;
+        put(w, s + i, run - i); /* plain characters go in one copy */
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             put(w, esc, 2);
-        } else if (c < 0x20 || c > 0x7e) {
+        } else {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             put(w, esc, 6);
-        } else {
-            put_ch(w, (char)c);
         }
+        i = run + 1;
     }
     put_ch(w, '"');
 }
