@@ -6,7 +6,9 @@
  * META_MORE when they are but more bytes are needed (TLS records split over
  * segments), and never reads past `len`. Output strings are NUL-terminated,
  * lower-cased where the protocol is case-insensitive, and contain only
- * printable ASCII (other bytes are replaced by '?'). */
+ * printable ASCII (other bytes are replaced by '?'). The one allocation is
+ * libcrypto's own: a digest context per ClientHello (JA4's SHA-256) and a
+ * cipher context per QUIC Initial; the parsers' buffers are on the stack. */
 #ifndef VIGIL_META_H
 #define VIGIL_META_H
 
@@ -29,6 +31,9 @@ struct dns_info {
     bool is_response;
     uint8_t rcode;                /* low 4 bits of the header flags */
 };
+/* Never META_MORE: a first question that cannot be read whole (cut short,
+ * a bad label or pointer, a name over 255 octets) is META_NOT, as is a
+ * message with QDCOUNT 0 or an unassigned opcode; *out is then zeroed. */
 enum meta_result meta_dns_parse(const uint8_t *data, size_t len, bool tcp, struct dns_info *out);
 
 /* TLS ClientHello (RFC 8446 §4.1.2) starting at a TLS record header.
@@ -36,7 +41,11 @@ enum meta_result meta_dns_parse(const uint8_t *data, size_t len, bool tcp, struc
  * start of `data` to hold the whole handshake message. `transport` is 't'
  * for TCP or 'q' for QUIC (where `data` is the bare handshake message, no
  * record header). Computes the JA4 TLS client fingerprint (FoxIO's JA4
- * specification): "t13d1516h2_<12 hex>_<12 hex>". */
+ * specification): "t13d1516h2_<12 hex>_<12 hex>".
+ * *need: exact when the message ends in a record already begun, else a
+ * lower bound (one more record header at least); call again with at least
+ * that many bytes. It never exceeds META_TLS_MAX_NEED (beyond is
+ * META_NOT) and is 0 unless META_MORE. `need` may be NULL. */
 struct tls_hello_info {
     char sni[FLOWREC_NAME_MAX];
     char ja4[FLOWREC_JA4_MAX];
@@ -56,7 +65,10 @@ enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_h
 bool meta_is_quic_long_header(const uint8_t *data, size_t len);
 
 /* HTTP/1.x request (RFC 9112 §3): a known method, then the Host header's
- * value (RFC 9110 §7.2) without the port. META_NOT if not a request line. */
+ * value (RFC 9110 §7.2) without the port. META_NOT if not a request line;
+ * META_MORE if the bytes end before the Host line (or the end of the
+ * header section) is complete; META_OK with host "" when the header
+ * section ends without a Host field. */
 enum meta_result meta_http_request(const uint8_t *data, size_t len, char host[FLOWREC_NAME_MAX]);
 
 /* Labels a payload by its first bytes ("ssh", "http", "tls", "smtp"...) or
@@ -100,6 +112,15 @@ _Static_assert(META_QUIC_PAYLOAD_MAX >= 1500, "an Initial of a 1500-byte MTU mus
  * lower-cased when `lower`, and the copy stops at cap - 1 bytes. Returns the
  * length written. */
 size_t meta__copy_printable(char *dst, size_t cap, const uint8_t *src, size_t n, bool lower);
+
+/* Reads the DNS name at offset `at` of the message msg (msg_len bytes,
+ * without a TCP length prefix) into out: dotted, lower-cased, printable,
+ * "." for the root. Compression pointers must point strictly before the
+ * name part that holds them and past the header, at most META_DNS_MAX_JUMPS
+ * times. *end gets the offset just past the name as written at `at`.
+ * Returns false on a malformed or truncated name (out is then undefined). */
+bool meta__dns_name(const uint8_t *msg, size_t msg_len, size_t at, char out[FLOWREC_NAME_MAX],
+                    size_t *end);
 
 /* The frames of a decrypted QUIC Initial payload (RFC 9000 §19): gathers
  * CRYPTO data from offset 0 (fragments in any order) and parses the

@@ -103,6 +103,9 @@ static const char *label_tcp(const struct cursor *c)
     /* RFC 4253 §4.2: the identification string opens both directions. */
     if (starts_with(c, "SSH-"))
         return "ssh";
+    /* Before HTTP: "OPTIONS sip:..." is SIP, though "OPTIONS " starts both. */
+    if (is_sip(c))
+        return "sip";
     if (is_http(c))
         return "http";
     /* RFC 8446 §5.1: a handshake record, legacy version 3.0 to 3.4. */
@@ -137,8 +140,6 @@ static const char *label_tcp(const struct cursor *c)
         return "rdp";
     if (starts_with(c, "\x13" "BitTorrent protocol"))
         return "bittorrent";
-    if (is_sip(c))
-        return "sip";
     return NULL;
 }
 

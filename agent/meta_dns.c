@@ -20,14 +20,13 @@
 
 #define DNS_HEADER_LEN 12
 #define DNS_NAME_WIRE_MAX 255 /* RFC 1035 §2.3.4: octets, length bytes included */
-#define DNS_LABEL_MAX 63
 
-/* Reads the domain name at `at` in msg (RFC 1035 §3.1 labels, §4.1.4
- * compression) into out as dotted text, lower-cased; "." for the root.
- * *end is set to where the name ends in the message (after its first
- * pointer, if any). Returns false on a malformed or truncated name. */
-static bool dns_read_name(const uint8_t *msg, size_t msg_len, size_t at, char *out,
-                          size_t *end)
+/* RFC 1035 §3.1 labels, §4.1.4 compression. The first question itself
+ * can hold no valid pointer (nothing precedes it but the header), but the
+ * reader is written for a name anywhere in a message, and tested so on the
+ * later names of real messages. */
+bool meta__dns_name(const uint8_t *msg, size_t msg_len, size_t at, char out[FLOWREC_NAME_MAX],
+                    size_t *end)
 {
     struct cursor c = cur_make(msg, msg_len);
     size_t wire = 1;          /* octets of the name, the final zero included */
@@ -45,10 +44,11 @@ static bool dns_read_name(const uint8_t *msg, size_t msg_len, size_t at, char *o
         if (!cur_skip(&c, pos) || !cur_u8(&c, &len))
             return false;
         if ((len & 0xc0) == 0xc0) {
-            /* §4.1.4: a pointer to an earlier name. Requiring it to point
-             * strictly before the label that holds it, and past the header,
-             * makes every jump go backwards, so a loop cannot form; the
-             * jump bound caps the work anyway. */
+            /* §4.1.4: a pointer to a prior occurrence of a name. Requiring
+             * it to land past the header and strictly before where the
+             * current run of labels began (the name's start, or the last
+             * jump's target) makes every jump go backwards, so no loop can
+             * form; the jump bound caps the work anyway. */
             size_t target;
             if (!cur_u8(&c, &lo))
                 return false;
@@ -122,7 +122,7 @@ enum meta_result meta_dns_parse(const uint8_t *data, size_t len, bool tcp, struc
      * (IANA DNS parameters). Anything else is not DNS, or not worth naming. */
     if (qdcount == 0 || opcode == 3 || opcode > 6)
         return META_NOT;
-    if (!dns_read_name(msg, msg_len, DNS_HEADER_LEN, out->qname, &name_end))
+    if (!meta__dns_name(msg, msg_len, DNS_HEADER_LEN, out->qname, &name_end))
         goto not_dns;
     c = cur_make(msg, msg_len);
     if (!cur_skip(&c, name_end) || !cur_be16(&c, &qtype) || !cur_be16(&c, &qclass))

@@ -71,7 +71,8 @@ static bool field_is(struct cursor *line, const char *name)
     if (!cur_peek_u8(line, n, &ch) || ch != ':')
         return false;
     for (size_t i = 0; i < n; i++) {
-        cur_peek_u8(line, i, &ch);
+        if (!cur_peek_u8(line, i, &ch))
+            return false;
         if (ch >= 'A' && ch <= 'Z')
             ch = (uint8_t)(ch - 'A' + 'a');
         if (ch != (uint8_t)name[i])

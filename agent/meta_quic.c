@@ -178,10 +178,12 @@ struct aad_part {
  * verifies, which is what tells a client Initial from anything else. */
 static bool aead_open(EVP_CIPHER_CTX *ctx, const struct initial_keys *k, uint64_t pn,
                       const struct aad_part aad[3], const uint8_t *ct, size_t ct_len,
-                      const uint8_t *tag, uint8_t *plain)
+                      const uint8_t in_tag[QUIC_TAG_LEN], uint8_t *plain)
 {
-    uint8_t nonce[12];
+    uint8_t nonce[12], tag[QUIC_TAG_LEN];
     int n = 0, fin = 0;
+
+    memcpy(tag, in_tag, sizeof(tag)); /* the ctrl call takes a non-const pointer */
 
     memcpy(nonce, k->iv, sizeof(nonce));
     for (size_t i = 0; i < 8; i++)
@@ -194,7 +196,7 @@ static bool aead_open(EVP_CIPHER_CTX *ctx, const struct initial_keys *k, uint64_
         if (aad[i].n > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad[i].p, (int)aad[i].n) != 1)
             return false;
     if (EVP_DecryptUpdate(ctx, plain, &n, ct, (int)ct_len) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, QUIC_TAG_LEN, (void *)tag) != 1)
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, QUIC_TAG_LEN, tag) != 1)
         return false;
     return EVP_DecryptFinal_ex(ctx, plain + n, &fin) == 1 && (size_t)(n + fin) == ct_len;
 }
@@ -310,13 +312,13 @@ enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_h
     struct cursor c = cur_make(data, len);
     const struct quic_version *v;
     struct initial_keys k;
-    uint8_t b0, dcid_len, scid_len, mask[QUIC_SAMPLE_LEN], sample[QUIC_SAMPLE_LEN];
+    uint8_t b0 = 0, dcid_len = 0, scid_len = 0, mask[QUIC_SAMPLE_LEN], sample[QUIC_SAMPLE_LEN];
     uint8_t pn_bytes[QUIC_PN_MAX_LEN];
     uint8_t plain[META_QUIC_PAYLOAD_MAX];
     const uint8_t *dcid;
-    uint32_t version;
+    uint32_t version = 0;
     uint64_t token_len, length, pn = 0;
-    size_t pn_off, pn_len, ct_len;
+    size_t pn_off, pn_len, ct_len = 0;
     struct cursor pkt, s, ct;
     struct aad_part aad[3];
     EVP_CIPHER_CTX *ctx;
@@ -325,17 +327,16 @@ enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_h
     memset(out, 0, sizeof(*out));
     if (data == NULL || !meta_is_quic_long_header(data, len))
         return META_NOT;
-    /* meta_is_quic_long_header checked these reads. */
-    cur_u8(&c, &b0);
-    cur_be32(&c, &version);
-    v = find_version(version);
-    if (((b0 >> 4) & 0x03) != v->initial_type)
+    /* meta_is_quic_long_header has checked these; they are checked again
+     * rather than trusted across functions. */
+    if (!cur_u8(&c, &b0) || !cur_be32(&c, &version) || (v = find_version(version)) == NULL ||
+        ((b0 >> 4) & 0x03) != v->initial_type)
         return META_NOT;
-    cur_u8(&c, &dcid_len);
+    if (!cur_u8(&c, &dcid_len) || dcid_len > QUIC_CID_MAX)
+        return META_NOT;
     dcid = c.p;
-    cur_skip(&c, dcid_len);
-    cur_u8(&c, &scid_len);
-    cur_skip(&c, scid_len);
+    if (!cur_skip(&c, dcid_len) || !cur_u8(&c, &scid_len) || !cur_skip(&c, scid_len))
+        return META_NOT;
     if (!cur_varint(&c, &token_len) || token_len > cur_left(&c) ||
         !cur_skip(&c, (size_t)token_len))
         return META_NOT;
@@ -350,8 +351,8 @@ enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_h
 
     /* §5.4.2: the sample starts 4 bytes after the packet number's start. */
     s = pkt;
-    cur_skip(&s, QUIC_PN_MAX_LEN);
-    cur_bytes(&s, sample, sizeof(sample));
+    if (!cur_skip(&s, QUIC_PN_MAX_LEN) || !cur_bytes(&s, sample, sizeof(sample)))
+        return META_NOT; /* not reached: length >= 20 was checked */
 
     if (!derive_client_keys(v, dcid, dcid_len, &k))
         return META_NOT;
@@ -363,7 +364,8 @@ enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_h
         b0 ^= mask[0] & 0x0f; /* long header: the low 4 bits are protected */
         pn_len = (size_t)(b0 & 0x03) + 1;
         s = pkt;
-        cur_bytes(&s, pn_bytes, pn_len); /* pkt holds >= 20 bytes */
+        if (!cur_bytes(&s, pn_bytes, pn_len)) /* pkt holds >= 20 bytes */
+            pn_len = 0;
         for (size_t i = 0; i < pn_len; i++) {
             pn_bytes[i] ^= mask[1 + i];
             pn = pn << 8 | pn_bytes[i];
@@ -371,7 +373,7 @@ enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_h
         /* With no packet acknowledged yet the expected number is 0, and
          * RFC 9000 §A.3 then decodes a truncated number to itself. */
         ct_len = cur_left(&s) - QUIC_TAG_LEN; /* >= 20 - 4 - 16 */
-        if (ct_len > 0 && ct_len <= sizeof(plain)) {
+        if (pn_len > 0 && ct_len > 0 && ct_len <= sizeof(plain)) {
             cur_sub(&s, ct_len, &ct);
             /* Associated data (§5.3): the header with the first byte and
              * the packet number unprotected; given in three pieces so the

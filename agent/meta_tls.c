@@ -302,7 +302,7 @@ static bool parse_hello_body(struct cursor body, struct hello *h, struct tls_hel
     return true;
 }
 
-/* JA4 version code: 0x0304 "13" ... 0x0300 "s3"; "00" when unknown. */
+/* JA4 version code: 0x0304 "13" ... 0x0300 "s3", 0x0002 "s2"; "00" when unknown. */
 static const char *version_code(uint16_t v)
 {
     switch (v) {
@@ -312,10 +312,7 @@ static const char *version_code(uint16_t v)
     case 0x0301: return "10";
     case 0x0300: return "s3";
     case 0x0002: return "s2";
-    case 0xfeff: return "d1";
-    case 0xfefd: return "d2";
-    case 0xfefc: return "d3";
-    default: return "00";
+    default: return "00"; /* DTLS codes too: vigil reads no DTLS hellos */
     }
 }
 
@@ -477,8 +474,8 @@ static enum meta_result hello_from_records(const uint8_t *data, size_t len,
     for (;;) {
         size_t pos = (size_t)(c.p - data);
         size_t still, avail;
-        uint8_t type, major, minor;
-        uint16_t rec_len;
+        uint8_t type = 0, major = 0, minor = 0;
+        uint16_t rec_len = 0;
         struct cursor frag;
 
         /* Handshake bytes still missing: the rest of the message, or of its
@@ -490,32 +487,27 @@ static enum meta_result hello_from_records(const uint8_t *data, size_t len,
             *need = pos + TLS_RECORD_HDR + still;
             break;
         }
-        cur_u8(&c, &type);
-        cur_u8(&c, &major);
-        cur_u8(&c, &minor);
-        cur_be16(&c, &rec_len);
         /* RFC 8446 §5.1: no zero-length handshake fragments, none above 2^14;
          * other content types cannot interleave a handshake message. */
-        if (type != TLS_CT_HANDSHAKE || major != 3 || minor > 4 || rec_len == 0 ||
-            rec_len > TLS_RECORD_MAX)
+        if (!cur_u8(&c, &type) || !cur_u8(&c, &major) || !cur_u8(&c, &minor) ||
+            !cur_be16(&c, &rec_len) || type != TLS_CT_HANDSHAKE || major != 3 || minor > 4 ||
+            rec_len == 0 || rec_len > TLS_RECORD_MAX)
             return META_NOT;
         avail = cur_left(&c) < rec_len ? cur_left(&c) : rec_len;
         cur_sub(&c, avail, &frag);
         while (cur_left(&frag) > 0) {
             size_t want = total ? total - have : TLS_HS_HDR - have;
             size_t n = cur_left(&frag) < want ? cur_left(&frag) : want;
+            struct cursor m;
+            uint8_t hs_type = 0;
+            uint32_t hs_len = 0;
 
             if (n == 0)
                 break; /* the message ended inside this record */
-            struct cursor m;
-            uint8_t hs_type;
-            uint32_t hs_len;
-
             cur_bytes(&frag, msg + have, n);
             have += n;
             m = cur_make(msg, have);
-            cur_u8(&m, &hs_type);
-            if (hs_type != TLS_HS_CLIENT_HELLO)
+            if (!cur_u8(&m, &hs_type) || hs_type != TLS_HS_CLIENT_HELLO)
                 return META_NOT;
             if (total == 0 && cur_be24(&m, &hs_len)) {
                 /* The message plus at least this record's header must fit

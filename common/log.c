@@ -16,7 +16,8 @@ void log_set_ident(const char *ident)
     log_ident = ident;
 }
 
-static void log_vwrite(enum log_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vwrite(enum log_level lvl, const char *fmt,
+                                                             va_list ap)
 {
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
