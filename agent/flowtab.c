@@ -67,27 +67,31 @@ struct flow {
     uint8_t tunnel;      /* enum tunnel_kind of the first packet */
     uint16_t reasm;      /* index+1 into the reassembly pool */
     uint16_t wslot;      /* the wheel slot the flow is filed in */
-    int64_t first_ns;    /* first packet of the current record */
+    uint8_t app;         /* label index + 1 into flowtab.labels, 0 = unknown */
+    int64_t first_ns;    /* first packet of the current record, 0 = none yet */
     int64_t last_ns;
-    int64_t active_ns;   /* when the current record's active period started */
-    int64_t syn_ns;      /* initiator's SYN, for the handshake RTT */
     uint64_t pkts[2], bytes[2];
     uint32_t next_seq[2];
     uint32_t retrans[2];
-    uint32_t rtt_us;
-    uint64_t id;
-    const char *app;     /* static label string, NULL if unknown */
+    uint32_t rtt_us;     /* with F_RTT: the RTT; before: the SYN's time in µs, mod 2^32 */
+    uint32_t id;         /* low bits of the flow id; the table supplies the prefix */
 };
+_Static_assert(sizeof(struct flow) <= 160, "a flow entry stays within two and a half cache lines");
+
+/* A flow carries at most one name: a DNS question, a TLS/QUIC server name
+ * or an HTTP host, as name_kind says. */
+enum name_kind { NAME_NONE = 0, NAME_DNS, NAME_SNI, NAME_HOST };
 
 struct flow_meta {
-    char name[FLOWREC_NAME_MAX]; /* DNS qname */
-    char sni[FLOWREC_NAME_MAX];
-    char host[FLOWREC_NAME_MAX];
+    char name[FLOWREC_NAME_MAX];
     char ja4[FLOWREC_JA4_MAX];
     uint16_t dns_qtype, dns_id;
     uint8_t dns_rcode;
+    uint8_t name_kind;
     uint32_t next_free;
 };
+
+#define LABELS_MAX 128 /* distinct application labels; meta_app's vocabulary is smaller */
 
 struct reasm_buf {
     uint32_t len;       /* bytes gathered */
@@ -122,7 +126,10 @@ struct flowtab {
     struct reasm_buf *reasm;
     uint16_t reasm_free;
 
-    uint64_t id_base, id_next;
+    uint64_t id_base;
+    uint32_t id_next;
+    const char *labels[LABELS_MAX]; /* static strings from meta_app, interned */
+    unsigned nlabels;
     struct flowtab_stats stats;
 };
 
@@ -301,7 +308,9 @@ static int64_t timeout_of(const struct flowtab *ft, const struct flow *f)
 static int64_t deadline_of(const struct flowtab *ft, const struct flow *f)
 {
     int64_t idle = f->last_ns + timeout_of(ft, f);
-    int64_t active = f->active_ns + ft->cfg.active_ns;
+    if (f->first_ns == 0)
+        return idle; /* nothing in the current record yet */
+    int64_t active = f->first_ns + ft->cfg.active_ns;
     return idle < active ? idle : active;
 }
 
@@ -415,7 +424,7 @@ static void emit_record(struct flowtab *ft, struct flow *f, enum end_reason reas
     int init = (f->flags & F_INIT_SIDE1) ? 1 : 0, resp = !init;
 
     memset(&r, 0, sizeof r);
-    r.flow_id = f->id;
+    r.flow_id = ft->id_base | f->id;
     if (ft->cfg.agent_name)
         copy_str(r.agent, sizeof r.agent, ft->cfg.agent_name);
     r.final = final;
@@ -448,19 +457,22 @@ static void emit_record(struct flowtab *ft, struct flow *f, enum end_reason reas
     r.direction = (uint8_t)direction_of(ft, &r.src, &r.dst);
     r.tunnel = f->tunnel;
     if (f->app)
-        copy_str(r.app, sizeof r.app, f->app);
+        copy_str(r.app, sizeof r.app, ft->labels[f->app - 1]);
     if (f->meta) {
         const struct flow_meta *m = &ft->metas[f->meta];
-        if (f->flags & F_DNS) {
+        switch (m->name_kind) {
+        case NAME_DNS:
             r.has_dns = true;
             memcpy(r.dns_qname, m->name, sizeof r.dns_qname);
             r.dns_qtype = m->dns_qtype;
             r.has_dns_rcode = f->flags & F_DNS_RCODE;
             r.dns_rcode = m->dns_rcode;
+            break;
+        case NAME_SNI: memcpy(r.tls_sni, m->name, sizeof r.tls_sni); break;
+        case NAME_HOST: memcpy(r.http_host, m->name, sizeof r.http_host); break;
+        default: break;
         }
-        memcpy(r.tls_sni, m->sni, sizeof r.tls_sni);
         memcpy(r.ja4, m->ja4, sizeof r.ja4);
-        memcpy(r.http_host, m->host, sizeof r.http_host);
     }
     ft->stats.records_emitted++;
     ft->emit(ft->emit_ctx, &r);
@@ -530,8 +542,8 @@ static void flow_partial(struct flowtab *ft, struct flow *f, int64_t now)
     f->pkts[0] = f->pkts[1] = 0;
     f->bytes[0] = f->bytes[1] = 0;
     f->retrans[0] = f->retrans[1] = 0;
-    f->active_ns = now;
-    f->first_ns = 0; /* set by the next packet */
+    f->first_ns = 0; /* set by the next packet; no active deadline until then */
+    (void)now;
 }
 
 static void process_slot(struct flowtab *ft, uint32_t slot, int64_t now)
@@ -548,8 +560,7 @@ static void process_slot(struct flowtab *ft, uint32_t slot, int64_t now)
                 flow_partial(ft, f, now);
                 wheel_insert(ft, idx);
             } else if (why == END_ACTIVE) {
-                f->active_ns = now; /* nothing new since the last partial */
-                wheel_insert(ft, idx);
+                wheel_insert(ft, idx); /* cannot happen: an empty record has no active deadline */
             } else {
                 flow_end_unfiled(ft, idx, why);
             }
@@ -647,18 +658,34 @@ static struct flow_meta *meta_get(struct flowtab *ft, struct flow *f)
 
 /* ---- application metadata -------------------------------------------- */
 
+/* Interns a static label string so a flow keeps one byte for it. */
+static void set_label(struct flowtab *ft, struct flow *f, const char *label)
+{
+    for (unsigned i = 0; i < ft->nlabels; i++) {
+        if (ft->labels[i] == label || strcmp(ft->labels[i], label) == 0) {
+            f->app = (uint8_t)(i + 1);
+            return;
+        }
+    }
+    if (ft->nlabels < LABELS_MAX) {
+        ft->labels[ft->nlabels++] = label;
+        f->app = (uint8_t)ft->nlabels;
+    }
+}
+
 
 static void inspect_dns(struct flowtab *ft, struct flow *f, const struct pkt *p, bool tcp)
 {
     struct dns_info dns;
     if (meta_dns_parse(p->payload, p->payload_caplen, tcp, &dns) != META_OK)
         return;
-    f->app = (p->sport == 5353 || p->dport == 5353) ? "mdns" : "dns";
+    set_label(ft, f, (p->sport == 5353 || p->dport == 5353) ? "mdns" : "dns");
     struct flow_meta *m = meta_get(ft, f);
     if (!m)
         return;
     if (!(f->flags & F_DNS)) {
         f->flags |= F_DNS;
+        m->name_kind = NAME_DNS;
         copy_str(m->name, sizeof m->name, dns.qname);
         m->dns_qtype = dns.qtype;
         m->dns_id = dns.id;
@@ -672,11 +699,14 @@ static void inspect_dns(struct flowtab *ft, struct flow *f, const struct pkt *p,
 static void set_tls(struct flowtab *ft, struct flow *f, const struct tls_hello_info *hi,
                     const char *label)
 {
-    f->app = label;
+    set_label(ft, f, label);
     f->flags |= F_INSPECT_DONE;
     struct flow_meta *m = meta_get(ft, f);
     if (m) {
-        copy_str(m->sni, sizeof m->sni, hi->sni);
+        if (hi->sni[0]) {
+            m->name_kind = NAME_SNI;
+            copy_str(m->name, sizeof m->name, hi->sni);
+        }
         copy_str(m->ja4, sizeof m->ja4, hi->ja4);
     }
 }
@@ -716,7 +746,7 @@ static void inspect_tls(struct flowtab *ft, struct flow *f, const struct pkt *p)
     }
     if (r != META_MORE || need > REASM_BUF_BYTES || p->payload_caplen != p->payload_len)
         return;
-    f->app = "tls";
+    set_label(ft, f, "tls");
     if (!ft->reasm_free) {
         ft->stats.reasm_exhausted++;
         return;
@@ -755,7 +785,7 @@ static void inspect(struct flowtab *ft, struct flow *f, const struct pkt *p, int
         }
         if (from_init && meta_is_quic_long_header(d, n)) {
             struct tls_hello_info hi;
-            f->app = "quic";
+            set_label(ft, f, "quic");
             if (meta_quic_initial(d, n, &hi) == META_OK)
                 set_tls(ft, f, &hi, "quic");
             return;
@@ -772,18 +802,20 @@ static void inspect(struct flowtab *ft, struct flow *f, const struct pkt *p, int
         if (from_init) {
             char host[FLOWREC_NAME_MAX];
             if (meta_http_request(d, n, host) == META_OK) {
-                f->app = "http";
+                set_label(ft, f, "http");
                 f->flags |= F_INSPECT_DONE;
                 struct flow_meta *m = meta_get(ft, f);
-                if (m)
-                    copy_str(m->host, sizeof m->host, host);
+                if (m && host[0]) {
+                    m->name_kind = NAME_HOST;
+                    copy_str(m->name, sizeof m->name, host);
+                }
                 return;
             }
         }
     }
     const char *label = meta_app_by_payload(p->proto, d, n);
     if (label) {
-        f->app = label;
+        set_label(ft, f, label);
         if (strcmp(label, "http") != 0 && strcmp(label, "tls") != 0)
             f->flags |= F_INSPECT_DONE;
     }
@@ -813,8 +845,8 @@ static uint32_t flow_new(struct flowtab *ft, const struct flow_key *k, uint32_t 
     f->bucket = bucket;
     f->hnext = ft->buckets[bucket];
     ft->buckets[bucket] = idx;
-    f->id = ft->id_base | (ft->id_next++ & 0xffffffffu);
-    f->first_ns = f->last_ns = f->active_ns = p->ts_ns;
+    f->id = ft->id_next++;
+    f->first_ns = f->last_ns = p->ts_ns;
     f->tunnel = p->tunnel;
 
     /* Orientation: the sender of the first packet, unless it answers a
@@ -855,15 +887,15 @@ static void track_tcp(struct flowtab *ft, struct flow *f, const struct pkt *p, i
         }
         if (side == init) {
             f->flags |= F_SYN_SEEN;
-            f->syn_ns = p->ts_ns;
+            f->rtt_us = (uint32_t)(p->ts_ns / 1000); /* kept mod 2^32 until the RTT is known */
         }
     } else if ((fl & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK) && side != init) {
         f->flags |= F_SYNACK;
     } else if ((fl & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_ACK && side == init &&
                (f->flags & (F_SYN_SEEN | F_SYNACK | F_RTT)) == (F_SYN_SEEN | F_SYNACK)) {
-        int64_t rtt = p->ts_ns - f->syn_ns;
-        if (rtt >= 0) {
-            f->rtt_us = (uint32_t)(rtt / 1000 > UINT32_MAX ? UINT32_MAX : rtt / 1000);
+        uint32_t rtt = (uint32_t)(p->ts_ns / 1000) - f->rtt_us; /* modular: handshakes are short */
+        if (rtt < UINT32_MAX / 2) {
+            f->rtt_us = rtt;
             f->flags |= F_RTT;
         }
     }
@@ -984,8 +1016,11 @@ void flowtab_packet(struct flowtab *ft, const struct pkt *pin)
         int init = (f->flags & F_INIT_SIDE1) ? 1 : 0;
         inspect(ft, f, p, side == init);
     }
-    if (!f->app && f->pkts[0] + f->pkts[1] == 1 && p->has_ports)
-        f->app = meta_app_by_port(p->proto, p->sport, p->dport);
+    if (!f->app && f->pkts[0] + f->pkts[1] == 1 && p->has_ports) {
+        const char *label = meta_app_by_port(p->proto, p->sport, p->dport);
+        if (label)
+            set_label(ft, f, label);
+    }
 }
 
 void flowtab_prefetch(const struct flowtab *ft, struct pkt *p, int stage)

@@ -335,7 +335,8 @@ int main(int argc, char **argv)
         log_err("reading %s stopped: %s", opt.cap.file ? opt.cap.file : opt.cap.iface, errbuf);
         status = EXIT_FAILURE;
     }
-    pipeline_finish(agent.pipe);
+    double capture_cpu = pipeline_caller_cpu_seconds();
+    double flow_cpu = pipeline_finish(agent.pipe);
     double elapsed = (double)(vigil_monotonic_ns() - t0) / 1e9;
     running_capture = NULL;
 
@@ -348,6 +349,8 @@ int main(int argc, char **argv)
     if (out && json_output_close(out, &written, &lost) != 0)
         status = EXIT_FAILURE;
     print_summary(&agent, &cs, &ts, written, lost, elapsed);
+    log_debug("threads: capture+decode %.3f s CPU, flows+output %.3f s CPU; %zu bytes per flow-table entry",
+             capture_cpu, flow_cpu, flowtab_bytes_per_flow(agent.table));
     flowtab_destroy(agent.table);
     capture_close(cap);
     return status;

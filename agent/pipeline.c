@@ -44,7 +44,15 @@ struct pipeline {
     size_t size; /* a power of two */
     struct flowtab *table;
     pthread_t thread;
+    double flow_cpu_s; /* the flow thread's CPU time, set when it exits */
 };
+
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void pause_briefly(unsigned *spins)
 {
@@ -111,6 +119,7 @@ static void *flow_thread(void *arg)
         case ENTRY_TICK: flowtab_advance(pl->table, e->tick_ns); break;
         case ENTRY_WRAP: break;
         case ENTRY_END:
+            pl->flow_cpu_s = thread_cpu_seconds();
             atomic_store_explicit(&pl->tail, tail + e->size, memory_order_release);
             return NULL;
         default: log_err("pipeline: corrupt ring entry type %u", e->type); abort();
@@ -210,16 +219,23 @@ void pipeline_tick(struct pipeline *pl, int64_t now_ns)
     pipeline_publish(pl);
 }
 
-void pipeline_finish(struct pipeline *pl)
+double pipeline_finish(struct pipeline *pl)
 {
     if (!pl)
-        return;
+        return 0;
     size_t size = entry_size(0);
     struct entry *e = reserve(pl, size);
     e->type = ENTRY_END;
     commit(pl, e, size);
     pipeline_publish(pl);
     pthread_join(pl->thread, NULL);
+    double cpu = pl->flow_cpu_s;
     free(pl->ring);
     free(pl);
+    return cpu;
+}
+
+double pipeline_caller_cpu_seconds(void)
+{
+    return thread_cpu_seconds();
 }

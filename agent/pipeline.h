@@ -33,7 +33,11 @@ void pipeline_tick(struct pipeline *pl, int64_t now_ns);
 void pipeline_publish(struct pipeline *pl);
 
 /* Queues the end, waits for the flow thread to drain the ring and exit,
- * and frees the pipeline. The table is the caller's again afterwards. */
-void pipeline_finish(struct pipeline *pl);
+ * and frees the pipeline. The table is the caller's again afterwards.
+ * Returns the CPU seconds the flow thread used. */
+double pipeline_finish(struct pipeline *pl);
+
+/* CPU seconds used so far by the calling thread (the capture thread). */
+double pipeline_caller_cpu_seconds(void);
 
 #endif

@@ -28,7 +28,7 @@
 /* Application metadata: a pool of per-flow string slots (DNS name, SNI,
  * HTTP host, JA4), one per this many flows; flows past it keep counting
  * but lose their metadata (counted). */
-#define FLOWTAB_META_RATIO 2u
+#define FLOWTAB_META_RATIO 4u
 
 /* Payload packets inspected per flow before giving up on a label. */
 #define FLOWTAB_INSPECT_PKTS 6u
