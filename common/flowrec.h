@@ -110,7 +110,7 @@ const char *tunnel_name(enum tunnel_kind t);
 
 /* Writes the record as one flat JSON object plus '\n' into buf.
  * Returns the length, or 0 if buf is too small (FLOWREC_JSON_MAX always fits). */
-#define FLOWREC_JSON_MAX 2560
+#define FLOWREC_JSON_MAX 8192 /* every string field at its longest, every byte escaped to \\u00XX */
 size_t flowrec_to_json(const struct flow_record *r, char *buf, size_t len);
 
 #endif

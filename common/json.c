@@ -4,9 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One byte of the buffer is kept for the terminating NUL json_end() writes. */
 static void put(struct json_writer *w, const char *s, size_t n)
 {
-    if (w->overflow || n > w->cap - w->len) {
+    if (w->overflow || n >= w->cap - w->len) {
         w->overflow = true;
         return;
     }
@@ -72,7 +73,7 @@ static void put_u64(struct json_writer *w, uint64_t v)
 
 void json_begin(struct json_writer *w, char *buf, size_t cap)
 {
-    *w = (struct json_writer){.buf = buf, .cap = cap, .first = true};
+    *w = (struct json_writer){.buf = buf, .cap = cap, .first = true, .overflow = cap == 0};
     put_ch(w, '{');
 }
 
@@ -143,5 +144,8 @@ void json_key_raw(struct json_writer *w, const char *key, const char *raw)
 size_t json_end(struct json_writer *w)
 {
     put(w, "}\n", 2);
-    return w->overflow ? 0 : w->len;
+    if (w->overflow)
+        return 0;
+    w->buf[w->len] = '\0';
+    return w->len;
 }

@@ -31,7 +31,8 @@ void json_key_decimal(struct json_writer *w, const char *key, int64_t val, uint6
                       int decimals);
 /* Writes an already-formatted JSON value (number, nested object) verbatim. */
 void json_key_raw(struct json_writer *w, const char *key, const char *raw);
-/* Closes the object and appends '\n'; returns the length or 0 on overflow. */
+/* Closes the object, appends '\n' and a NUL (not counted); returns the
+ * length, or 0 on overflow. */
 size_t json_end(struct json_writer *w);
 
 #endif
