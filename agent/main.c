@@ -1,6 +1,7 @@
 /* main.c — vigil-agent: options, then capture -> decode -> flow table -> output. */
 #include "capture.h"
 #include "clock.h"
+#include "config.h"
 #include "decode.h"
 #include "err.h"
 #include "flowtab.h"
@@ -10,7 +11,7 @@
 #include "pipeline.h"
 #include "privdrop.h"
 
-#include <getopt.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -20,13 +21,74 @@
 
 #define EXIT_USAGE 2
 
+/* Everything the agent can be told, from its config file or command line. */
 struct agent_options {
-    struct capture_config cap;
-    const char *json_path;
+    struct cfg_common common;
+    const char *read_file;
+    const char *interface;
+    const char *filter;
+    uint64_t snaplen;
+    uint64_t buffer_bytes;
+    bool no_promisc;
     const char *user;
+    uint64_t max_flows;
+    int64_t idle_timeout, active_timeout, tcp_close_timeout;
+    struct cfg_list local_nets;
     const char *agent_name;
-    struct cidr_set local_nets;
-    struct flowtab_config table;
+    const char *json_path;
+    bool quiet, verbose;
+};
+
+#define OPT(field) offsetof(struct agent_options, field)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const struct cfg_option agent_option_table[] = {
+    {"read", 'r', CFG_STRING, OPT(read_file), NULL, 0, 0, "FILE",
+     "read a pcap or pcapng file ('-' for standard input)", CFG_CLI_ONLY},
+    {"interface", 'i', CFG_STRING, OPT(interface), NULL, 0, 0, "IFACE",
+     "capture live until SIGINT/SIGTERM", 0},
+    {"filter", 'f', CFG_STRING, OPT(filter), NULL, 0, 0, "BPF",
+     "capture only packets matching the filter", 0},
+    {"snaplen", 's', CFG_UINT, OPT(snaplen), "1600", 64, 262144, "N",
+     "live: bytes kept per packet: headers plus the first application bytes", 0},
+    {"buffer-size", 'B', CFG_BYTES, OPT(buffer_bytes), "64M", 1u << 20, 4ull << 30, "SIZE",
+     "live: capture ring size", 0},
+    {"no-promisc", 0, CFG_BOOL, OPT(no_promisc), NULL, 0, 0, NULL,
+     "live: do not put the interface in promiscuous mode", 0},
+    {"user", 'u', CFG_STRING, OPT(user), NULL, 0, 0, "NAME",
+     "drop root for NAME once the capture is open", 0},
+    {"max-flows", 0, CFG_UINT, OPT(max_flows), STR(FLOWTAB_DEFAULT_MAX_FLOWS), FLOWTAB_MIN_FLOWS,
+     FLOWTAB_MAX_FLOWS, "N", "flow table capacity (memory is fixed at start)", 0},
+    {"idle-timeout", 0, CFG_DURATION, OPT(idle_timeout), STR(FLOWTAB_DEFAULT_IDLE_S) "s", 1,
+     86400, "TIME", "end a flow after this long without packets", 0},
+    {"active-timeout", 0, CFG_DURATION, OPT(active_timeout), STR(FLOWTAB_DEFAULT_ACTIVE_S) "s",
+     1, 86400, "TIME", "report a long flow this often (partial records)", 0},
+    {"tcp-close-timeout", 0, CFG_DURATION, OPT(tcp_close_timeout),
+     STR(FLOWTAB_DEFAULT_CLOSE_S) "s", 1, 86400, "TIME",
+     "end a TCP flow this long after FIN both ways or RST", 0},
+    {"local-net", 'l', CFG_LIST, OPT(local_nets), NULL, 0, 0, "CIDR",
+     "a local network, for the direction field", 0},
+    {"agent-name", 'n', CFG_STRING, OPT(agent_name), NULL, 0, 0, "NAME",
+     "name written into each record", 0},
+    {"json", 'j', CFG_STRING, OPT(json_path), NULL, 0, 0, "FILE",
+     "write JSON lines, one per flow record ('-' = stdout)", 0},
+    {"quiet", 'q', CFG_BOOL, OPT(quiet), NULL, 0, 0, NULL,
+     "only errors on stderr (the summary is still printed)", 0},
+    {"verbose", 'v', CFG_BOOL, OPT(verbose), NULL, 0, 0, NULL, "more detail on stderr", 0},
+    {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+static const struct cfg_program agent_program = {
+    .name = "vigil-agent",
+    .usage = "usage: vigil-agent (-r FILE | -i IFACE) [options]\n"
+             "\n"
+             "Summarises packets into bidirectional flow records. On exit a one-line\n"
+             "summary goes to stderr.",
+    .version = VIGIL_VERSION,
+    .options = agent_option_table,
+    .common_offset = offsetof(struct agent_options, common),
+    .default_config = NULL,
 };
 
 struct agent {
@@ -48,175 +110,38 @@ static void on_signal(int sig)
     capture_break(running_capture);
 }
 
-static void usage(FILE *fp)
+/* Turns parsed options into the capture and flow-table settings; returns
+ * 0 or EXIT_USAGE with a message printed. */
+static int check_options(const struct agent_options *o, struct capture_config *cap,
+                         struct flowtab_config *table, struct cidr_set *nets)
 {
-    fprintf(fp,
-            "usage: vigil-agent (-r FILE | -i IFACE) [options]\n"
-            "\n"
-            "Summarises packets into bidirectional flow records.\n"
-            "\n"
-            "input:\n"
-            "  -r, --read FILE          read a pcap or pcapng file ('-' for standard input)\n"
-            "  -i, --interface IFACE    capture live until SIGINT/SIGTERM\n"
-            "  -f, --filter BPF         capture only packets matching the filter\n"
-            "  -s, --snaplen N          live: bytes kept per packet (default 1600:\n"
-            "                           headers plus the first application bytes)\n"
-            "  -B, --buffer-size MIB    live: capture ring size (default 64)\n"
-            "      --no-promisc         live: do not put the interface in promiscuous mode\n"
-            "  -u, --user NAME          drop root for NAME once the capture is open\n"
-            "\n"
-            "flows:\n"
-            "      --max-flows N        flow table capacity (default %u)\n"
-            "      --idle-timeout S     end a flow after S idle seconds (default %d)\n"
-            "      --active-timeout S   report a long flow every S seconds (default %d)\n"
-            "      --tcp-close-timeout S  end a TCP flow S seconds after FIN/RST (default %d)\n"
-            "  -l, --local-net CIDR     a local network, for the direction field (repeatable)\n"
-            "  -n, --agent-name NAME    name written into each record\n"
-            "\n"
-            "output:\n"
-            "  -j, --json FILE          write JSON lines, one per flow record ('-' = stdout)\n"
-            "  -q, --quiet              only errors on stderr (the summary is still printed)\n"
-            "  -v, --verbose            more detail on stderr\n"
-            "  -h, --help               show this help\n"
-            "      --version            show the version\n"
-            "\n"
-            "On exit a one-line summary goes to stderr.\n",
-            FLOWTAB_DEFAULT_MAX_FLOWS, FLOWTAB_DEFAULT_IDLE_S, FLOWTAB_DEFAULT_ACTIVE_S,
-            FLOWTAB_DEFAULT_CLOSE_S);
-}
-
-static int parse_uint(const char *opt, const char *text, unsigned long min, unsigned long max,
-                      unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || end == text || *end != '\0' || text[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "vigil-agent: %s: '%s' is not a number from %lu to %lu\n", opt, text,
-                min, max);
-        return VIGIL_EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-enum {
-    OPT_MAX_FLOWS = 256,
-    OPT_IDLE,
-    OPT_ACTIVE,
-    OPT_CLOSE,
-    OPT_NO_PROMISC,
-    OPT_VERSION,
-};
-
-/* Returns 0 to run, 1 to exit successfully (help, version), or EXIT_USAGE. */
-static int parse_options(int argc, char **argv, struct agent_options *o)
-{
-    static const struct option longopts[] = {
-        {"read", required_argument, NULL, 'r'},
-        {"interface", required_argument, NULL, 'i'},
-        {"filter", required_argument, NULL, 'f'},
-        {"snaplen", required_argument, NULL, 's'},
-        {"buffer-size", required_argument, NULL, 'B'},
-        {"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
-        {"user", required_argument, NULL, 'u'},
-        {"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE},
-        {"active-timeout", required_argument, NULL, OPT_ACTIVE},
-        {"tcp-close-timeout", required_argument, NULL, OPT_CLOSE},
-        {"local-net", required_argument, NULL, 'l'},
-        {"agent-name", required_argument, NULL, 'n'},
-        {"json", required_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    unsigned long v;
-    int c;
-
-    memset(o, 0, sizeof *o);
-    o->cap.snaplen = 1600;
-    o->cap.buffer_mib = 64;
-    o->cap.promisc = true;
-    o->cap.timeout_ms = 100;
-    flowtab_config_defaults(&o->table);
-
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":r:i:f:s:B:u:l:n:j:qvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'r': o->cap.file = optarg; break;
-        case 'i': o->cap.iface = optarg; break;
-        case 'f': o->cap.filter = optarg; break;
-        case 's':
-            if (parse_uint("--snaplen", optarg, 64, 262144, &v))
-                return EXIT_USAGE;
-            o->cap.snaplen = (int)v;
-            break;
-        case 'B':
-            if (parse_uint("--buffer-size", optarg, 1, 4096, &v))
-                return EXIT_USAGE;
-            o->cap.buffer_mib = (int)v;
-            break;
-        case OPT_NO_PROMISC: o->cap.promisc = false; break;
-        case 'u': o->user = optarg; break;
-        case OPT_MAX_FLOWS:
-            if (parse_uint("--max-flows", optarg, FLOWTAB_MIN_FLOWS, FLOWTAB_MAX_FLOWS, &v))
-                return EXIT_USAGE;
-            o->table.max_flows = (uint32_t)v;
-            break;
-        case OPT_IDLE:
-        case OPT_ACTIVE:
-        case OPT_CLOSE: {
-            const char *name = c == OPT_IDLE     ? "--idle-timeout"
-                               : c == OPT_ACTIVE ? "--active-timeout"
-                                                 : "--tcp-close-timeout";
-            if (parse_uint(name, optarg, 1, 86400, &v))
-                return EXIT_USAGE;
-            int64_t ns = (int64_t)v * NS_PER_SEC;
-            if (c == OPT_IDLE)
-                o->table.idle_ns = ns;
-            else if (c == OPT_ACTIVE)
-                o->table.active_ns = ns;
-            else
-                o->table.close_ns = ns;
-            break;
-        }
-        case 'l': {
-            int rc = cidr_set_add(&o->local_nets, optarg);
-            if (rc != 0) {
-                fprintf(stderr, "vigil-agent: --local-net: %s\n",
-                        rc == VIGIL_EFULL ? "too many networks"
-                                          : "expected a network like 10.0.0.0/8 or fd00::/8");
-                return EXIT_USAGE;
-            }
-            break;
-        }
-        case 'n': o->agent_name = optarg; break;
-        case 'j': o->json_path = optarg; break;
-        case 'q': vigil_log_level = LOG_LVL_ERR; break;
-        case 'v': vigil_log_level = LOG_LVL_DEBUG; break;
-        case 'h': usage(stdout); return 1;
-        case OPT_VERSION: printf("vigil-agent %s\n", VIGIL_VERSION); return 1;
-        case ':':
-            fprintf(stderr, "vigil-agent: option %s needs a value\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "vigil-agent: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "vigil-agent: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    if (!o->cap.file == !o->cap.iface) {
+    if (!o->read_file == !o->interface) {
         fprintf(stderr, "vigil-agent: give exactly one of -r FILE or -i IFACE (see --help)\n");
         return EXIT_USAGE;
     }
-    o->table.local_nets = &o->local_nets;
-    o->table.agent_name = o->agent_name;
+    for (unsigned i = 0; i < o->local_nets.count; i++) {
+        if (cidr_set_add(nets, o->local_nets.items[i]) != 0) {
+            fprintf(stderr, "vigil-agent: --local-net: '%s' is not a network like 10.0.0.0/8 "
+                            "or fd00::/8\n", o->local_nets.items[i]);
+            return EXIT_USAGE;
+        }
+    }
+    *cap = (struct capture_config){
+        .file = o->read_file,
+        .iface = o->interface,
+        .snaplen = (int)o->snaplen,
+        .buffer_mib = (int)(o->buffer_bytes >> 20),
+        .filter = o->filter,
+        .promisc = !o->no_promisc,
+        .timeout_ms = 100,
+    };
+    flowtab_config_defaults(table);
+    table->max_flows = (uint32_t)o->max_flows;
+    table->idle_ns = o->idle_timeout;
+    table->active_ns = o->active_timeout;
+    table->close_ns = o->tcp_close_timeout;
+    table->local_nets = nets;
+    table->agent_name = o->agent_name;
     return 0;
 }
 
@@ -269,19 +194,31 @@ static void print_summary(const struct agent *a, const struct capture_stats *cs,
 
 int main(int argc, char **argv)
 {
-    struct agent_options opt;
+    struct agent_options opt = {0};
     struct agent agent = {0};
+    struct capture_config capcfg;
+    struct flowtab_config tabcfg;
+    struct cidr_set nets = {0};
+    struct cfg_arena *arena = NULL;
     char errbuf[CAPTURE_ERRBUF_SIZE] = "";
     int status = EXIT_SUCCESS;
 
     log_set_ident("vigil-agent");
-    int prc = parse_options(argc, argv, &opt);
-    if (prc == 1)
-        return EXIT_SUCCESS;
-    if (prc != 0)
+    switch (cfg_load(&agent_program, &opt, argc, argv, &arena)) {
+    case CFG_RUN: break;
+    case CFG_EXIT_OK: return EXIT_SUCCESS;
+    default: return EXIT_USAGE;
+    }
+    if (opt.quiet)
+        vigil_log_level = LOG_LVL_ERR;
+    if (opt.verbose)
+        vigil_log_level = LOG_LVL_DEBUG;
+    if (check_options(&opt, &capcfg, &tabcfg, &nets) != 0) {
+        cfg_arena_free(arena);
         return EXIT_USAGE;
+    }
 
-    struct capture *cap = capture_open(&opt.cap, errbuf);
+    struct capture *cap = capture_open(&capcfg, errbuf);
     if (!cap) {
         log_err("%s", errbuf);
         return EXIT_FAILURE;
@@ -292,6 +229,7 @@ int main(int argc, char **argv)
                  agent.dlt, pcap_datalink_val_to_name(agent.dlt) ? pcap_datalink_val_to_name(agent.dlt) : "unknown");
 
     if (opt.user && privdrop_to_user(opt.user) != 0) {
+        cfg_arena_free(arena);
         capture_close(cap);
         return EXIT_FAILURE;
     }
@@ -305,9 +243,9 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
     }
-    agent.table = flowtab_create(&opt.table, out ? json_output_emit : discard_record, out);
+    agent.table = flowtab_create(&tabcfg, out ? json_output_emit : discard_record, out);
     if (!agent.table) {
-        log_err("cannot create the flow table (%u flows): out of memory?", opt.table.max_flows);
+        log_err("cannot create the flow table (%u flows): out of memory?", tabcfg.max_flows);
         json_output_close(out, NULL, NULL);
         capture_close(cap);
         return EXIT_FAILURE;
@@ -332,7 +270,7 @@ int main(int argc, char **argv)
 
     int64_t t0 = vigil_monotonic_ns();
     if (capture_run(cap, &stop_requested, on_packet, on_idle, &agent, errbuf) != 0) {
-        log_err("reading %s stopped: %s", opt.cap.file ? opt.cap.file : opt.cap.iface, errbuf);
+        log_err("reading %s stopped: %s", opt.read_file ? opt.read_file : opt.interface, errbuf);
         status = EXIT_FAILURE;
     }
     double capture_cpu = pipeline_caller_cpu_seconds();
@@ -353,5 +291,6 @@ int main(int argc, char **argv)
              capture_cpu, flow_cpu, flowtab_bytes_per_flow(agent.table));
     flowtab_destroy(agent.table);
     capture_close(cap);
+    cfg_arena_free(arena);
     return status;
 }

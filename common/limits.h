@@ -4,7 +4,7 @@
 
 /* Flow table: a hard capacity so memory is bounded under any flood. The
  * default suits a busy server (NetFlow probes commonly keep 64K-1M). */
-#define FLOWTAB_DEFAULT_MAX_FLOWS 262144u
+#define FLOWTAB_DEFAULT_MAX_FLOWS 262144
 #define FLOWTAB_MIN_FLOWS 64u
 #define FLOWTAB_MAX_FLOWS (1u << 26)
 
