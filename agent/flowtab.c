@@ -25,17 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The key is canonical: the lower (address, port) endpoint first, so both
- * directions of a conversation find the same entry. */
-struct flow_key {
-    uint8_t addr[2][16];
-    uint16_t port[2];
-    uint32_t icmp;      /* ICMP: query class and identifier, or error type/code */
-    uint16_t vlan;
-    uint8_t proto;
-    uint8_t pad;
-};
-_Static_assert(sizeof(struct flow_key) == 44, "flow key is packed");
 
 enum {
     F_INIT_SIDE1 = 1 << 0,  /* the initiator is key side 1 */
@@ -940,8 +929,15 @@ static struct flow *account(struct flowtab *ft, const struct pkt *p, uint64_t n,
     struct flow_key k;
     int side;
     uint32_t bucket;
-    make_key(p, &k, &side);
-    uint64_t hash = p->has_hash ? p->hash : key_hash(ft, &k);
+    uint64_t hash;
+    if (p->has_key) {
+        k = p->key;
+        side = p->key_side;
+        hash = p->hash;
+    } else {
+        make_key(p, &k, &side);
+        hash = key_hash(ft, &k);
+    }
     uint32_t idx = flow_lookup(ft, &k, hash, &bucket);
 
     if (idx && p->proto == IPPROTO_NUM_TCP) {
@@ -1023,18 +1019,24 @@ void flowtab_packet(struct flowtab *ft, const struct pkt *pin)
     }
 }
 
-void flowtab_prefetch(const struct flowtab *ft, struct pkt *p, int stage)
+void flowtab_prepare(const struct flowtab *ft, struct pkt *p)
 {
     if (p->frag == FRAG_LATER)
-        return; /* its key needs the fragment table */
+        return; /* its key needs the fragment table: built on the flow thread */
+    int side;
+    make_key(p, &p->key, &side);
+    p->key_side = (int8_t)side;
+    p->hash = key_hash(ft, &p->key);
+    p->has_key = true;
+}
+
+void flowtab_prefetch(const struct flowtab *ft, const struct pkt *p, int stage)
+{
+    if (!p->has_key)
+        return;
     if (stage == 0) {
-        struct flow_key k;
-        int side;
-        make_key(p, &k, &side);
-        p->hash = key_hash(ft, &k);
-        p->has_hash = true;
         __builtin_prefetch(&ft->buckets[p->hash & ft->bucket_mask]);
-    } else if (p->has_hash) {
+    } else {
         uint32_t idx = ft->buckets[p->hash & ft->bucket_mask];
         if (idx) {
             __builtin_prefetch(&ft->flows[idx]);

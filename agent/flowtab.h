@@ -50,11 +50,17 @@ void flowtab_destroy(struct flowtab *ft);
 /* Accounts one decoded packet (advancing the table's clock to its time). */
 void flowtab_packet(struct flowtab *ft, const struct pkt *p);
 
-/* Prepares a packet that flowtab_packet() will see a few packets later:
- * stage 0 computes its key hash (stored in p) and prefetches its bucket,
- * stage 1 prefetches the flow the bucket points to. Hides memory latency
- * when packets are processed from a queue; never changes results. */
-void flowtab_prefetch(const struct flowtab *ft, struct pkt *p, int stage);
+/* Builds the packet's flow key and its keyed hash into p. Reads only
+ * what never changes after creation, so the capture thread may call it
+ * while the flow thread works on the table; flowtab_packet() then skips
+ * that work. Optional: without it flowtab_packet() does the same. */
+void flowtab_prepare(const struct flowtab *ft, struct pkt *p);
+
+/* For a packet that flowtab_packet() will see a few packets later: stage 0
+ * prefetches its bucket, stage 1 the flow the bucket points to. Hides
+ * memory latency when packets are processed from a queue; never changes
+ * results. */
+void flowtab_prefetch(const struct flowtab *ft, const struct pkt *p, int stage);
 
 /* Advances the clock without a packet (live capture, idle link). */
 void flowtab_advance(struct flowtab *ft, int64_t now_ns);

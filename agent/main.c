@@ -155,8 +155,10 @@ static void on_packet(void *ctx, int64_t ts_ns, const uint8_t *data, uint32_t ca
     if (a->first_ts == 0)
         a->first_ts = ts_ns;
     a->last_ts = ts_ns;
-    if (decode_packet(&a->dec, a->dlt, data, caplen, wirelen, ts_ns, &p) == DECODE_OK)
+    if (decode_packet(&a->dec, a->dlt, data, caplen, wirelen, ts_ns, &p) == DECODE_OK) {
+        flowtab_prepare(a->table, &p);
         pipeline_push(a->pipe, &p);
+    }
 }
 
 static void on_idle(void *ctx, int64_t now_ns)

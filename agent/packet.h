@@ -35,6 +35,19 @@ enum frag_kind {
     FRAG_LATER,    /* offset > 0: no transport header */
 };
 
+/* The canonical bidirectional flow key: the lower (address, port) endpoint
+ * first, so both directions of a conversation have the same key. Built by
+ * flowtab_prepare(). */
+struct flow_key {
+    uint8_t addr[2][16];
+    uint16_t port[2];
+    uint32_t icmp;      /* ICMP: query class and identifier, or error type/code */
+    uint16_t vlan;
+    uint8_t proto;
+    uint8_t pad;
+};
+_Static_assert(sizeof(struct flow_key) == 44, "flow key is packed");
+
 struct pkt {
     int64_t ts_ns;           /* capture time, ns since the epoch */
     uint32_t ip_len;         /* IP-layer bytes of the (innermost) packet, header included */
@@ -55,8 +68,12 @@ struct pkt {
     uint32_t payload_len;    /* transport payload length as sent */
     uint32_t payload_caplen; /* bytes of it present in the capture */
     const uint8_t *payload;  /* borrowed: the captured payload */
-    uint64_t hash;           /* flow-key hash, when has_hash (set by flowtab_prefetch) */
-    bool has_hash;
+    /* Set by flowtab_prepare() (on the capture thread), so the flow thread
+     * finds the flow without rebuilding the key: */
+    bool has_key;
+    int8_t key_side;         /* 0 if src is key.addr[0] */
+    uint64_t hash;           /* keyed hash of key */
+    struct flow_key key;
 };
 
 #endif
