@@ -82,12 +82,25 @@ struct flow_meta {
 
 #define LABELS_MAX 128 /* distinct application labels; meta_app's vocabulary is smaller */
 
-struct reasm_buf {
+/* A ClientHello being gathered: over TCP segments (in-order bytes), or
+ * over QUIC Initial datagrams (meta_quic_initial_add keeps that state). */
+struct tls_reasm {
     uint32_t len;       /* bytes gathered */
     uint32_t need;      /* bytes the ClientHello needs */
     uint32_t next_seq;  /* sequence number of the next in-order byte */
-    uint16_t next_free;
     uint8_t data[REASM_BUF_BYTES];
+};
+
+enum reasm_kind { REASM_TLS = 1, REASM_QUIC };
+
+struct reasm_buf {
+    uint16_t next_free;
+    uint8_t kind;       /* enum reasm_kind while in use */
+    uint8_t datagrams;  /* QUIC: datagrams fed so far */
+    union {
+        struct tls_reasm tls;
+        struct quic_hello_reasm quic;
+    } u;
 };
 
 struct flowtab {
@@ -700,10 +713,24 @@ static void set_tls(struct flowtab *ft, struct flow *f, const struct tls_hello_i
     }
 }
 
+static struct reasm_buf *reasm_take(struct flowtab *ft, struct flow *f, enum reasm_kind kind)
+{
+    if (!ft->reasm_free) {
+        ft->stats.reasm_exhausted++;
+        return NULL;
+    }
+    f->reasm = ft->reasm_free;
+    struct reasm_buf *slot = &ft->reasm[f->reasm];
+    ft->reasm_free = slot->next_free;
+    slot->kind = (uint8_t)kind;
+    slot->datagrams = 0;
+    return slot;
+}
+
 /* Continues a ClientHello split over TCP segments: in-order bytes only. */
 static void reasm_continue(struct flowtab *ft, struct flow *f, const struct pkt *p)
 {
-    struct reasm_buf *rb = &ft->reasm[f->reasm];
+    struct tls_reasm *rb = &ft->reasm[f->reasm].u.tls;
     if (p->tcp_seq != rb->next_seq || p->payload_caplen != p->payload_len) {
         if ((int32_t)(p->tcp_seq - rb->next_seq) < 0)
             return; /* a retransmission of bytes already held */
@@ -736,24 +763,55 @@ static void inspect_tls(struct flowtab *ft, struct flow *f, const struct pkt *p)
     if (r != META_MORE || need > REASM_BUF_BYTES || p->payload_caplen != p->payload_len)
         return;
     set_label(ft, f, "tls");
-    if (!ft->reasm_free) {
-        ft->stats.reasm_exhausted++;
+    struct reasm_buf *slot = reasm_take(ft, f, REASM_TLS);
+    if (!slot)
         return;
-    }
-    f->reasm = ft->reasm_free;
-    struct reasm_buf *rb = &ft->reasm[f->reasm];
-    ft->reasm_free = rb->next_free;
+    struct tls_reasm *rb = &slot->u.tls;
     memcpy(rb->data, p->payload, p->payload_caplen);
     rb->len = p->payload_caplen;
     rb->need = (uint32_t)need;
     rb->next_seq = p->tcp_seq + p->payload_len;
 }
 
+/* A client's QUIC datagram: its Initials may carry the ClientHello whole
+ * or, with large (post-quantum) key shares, spread over several datagrams,
+ * which are gathered until the hello is whole. */
+static void inspect_quic(struct flowtab *ft, struct flow *f, const struct pkt *p)
+{
+    struct tls_hello_info hi;
+    struct reasm_buf *slot = f->reasm ? &ft->reasm[f->reasm] : NULL;
+    if (!slot) {
+        set_label(ft, f, "quic");
+        slot = reasm_take(ft, f, REASM_QUIC);
+        if (!slot) { /* pool empty: a hello within one datagram still works */
+            if (meta_quic_initial(p->payload, p->payload_caplen, &hi) == META_OK)
+                set_tls(ft, f, &hi, "quic");
+            return;
+        }
+        meta_quic_reasm_init(&slot->u.quic);
+    }
+    slot->datagrams++;
+    enum meta_result r = meta_quic_initial_add(&slot->u.quic, p->payload, p->payload_caplen, &hi);
+    if (r == META_OK) {
+        set_tls(ft, f, &hi, "quic");
+        release_reasm(ft, f);
+    } else if ((r == META_NOT && (slot->u.quic.phase == QUIC_REASM_FAILED ||
+                                  slot->u.quic.version == 0)) ||
+               slot->datagrams >= FLOWTAB_INSPECT_PKTS) {
+        release_reasm(ft, f); /* not a readable client Initial, or the first flight is over */
+        f->flags |= F_INSPECT_DONE;
+    }
+}
+
 /* Looks at an early payload packet for a label and metadata. */
 static void inspect(struct flowtab *ft, struct flow *f, const struct pkt *p, int from_init)
 {
     if (f->reasm) {
-        if (from_init)
+        if (!from_init)
+            return;
+        if (ft->reasm[f->reasm].kind == REASM_QUIC)
+            inspect_quic(ft, f, p);
+        else
             reasm_continue(ft, f, p);
         return;
     }
@@ -773,10 +831,7 @@ static void inspect(struct flowtab *ft, struct flow *f, const struct pkt *p, int
             return;
         }
         if (from_init && meta_is_quic_long_header(d, n)) {
-            struct tls_hello_info hi;
-            set_label(ft, f, "quic");
-            if (meta_quic_initial(d, n, &hi) == META_OK)
-                set_tls(ft, f, &hi, "quic");
+            inspect_quic(ft, f, p);
             return;
         }
     } else if (p->proto == IPPROTO_NUM_TCP) {

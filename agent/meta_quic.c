@@ -1,4 +1,4 @@
-/* meta_quic.c — the ClientHello inside a client's QUIC Initial packet.
+/* meta_quic.c — the ClientHello inside a client's QUIC Initial packets.
  *
  * QUIC encrypts even its first packets, but with keys anyone can derive
  * from the packet's Destination Connection ID and a per-version salt
@@ -6,17 +6,24 @@
  * the agent can read the ClientHello — SNI, ALPN, JA4 with 'q' — as it does
  * for TLS over TCP.
  *
- * Handled: QUIC v1 (RFC 9000/9001) and v2 (RFC 9369) client Initials, the
- * first long-header packet of a datagram (coalesced packets after it are
- * ignored), CRYPTO data gathered from offset 0 in any fragment order.
+ * Handled: QUIC v1 (RFC 9000/9001) and v2 (RFC 9369) client Initials; the
+ * first packet of a datagram and the Initials coalesced after it; CRYPTO
+ * data gathered from offset 0 in any fragment order, within one datagram
+ * (meta_quic_initial) or across the datagrams of a flow through a
+ * caller-held struct quic_hello_reasm (meta_quic_initial_add), for hellos
+ * too large for one Initial.
  * Non-goals: server Initials (their keys need "server in"; decryption simply
- * fails), Handshake/0-RTT/1-RTT packets, Retry, draft versions, and a
- * ClientHello continued in a later Initial (reported as META_MORE, not
- * reassembled across packets).
+ * fails), Handshake/0-RTT/1-RTT packets, a datagram that starts with one of
+ * those, Retry (the Initials after it use keys from the new DCID and are
+ * refused by a state keyed before it; by then the first flight, with the
+ * whole hello, has normally been seen), a version switch during the
+ * handshake (RFC 9368), draft versions.
  *
- * Every length is bounded: by the datagram, by META_QUIC_PAYLOAD_MAX for
- * the decrypted payload and META_QUIC_CRYPTO_MAX for the gathered CRYPTO
- * stream, both stack buffers. libcrypto allocates its cipher context. */
+ * Every length is bounded: by the datagram, by META_QUIC_PAYLOAD_MAX for a
+ * decrypted payload (a stack buffer) and META_QUIC_CRYPTO_MAX for the
+ * gathered CRYPTO stream (the caller's state, or the stack for the one-shot
+ * meta_quic_initial). libcrypto allocates its cipher context, once per
+ * datagram. */
 #include "meta.h"
 
 #include "cursor.h"
@@ -136,16 +143,10 @@ static bool hkdf_expand_label(const uint8_t secret[32], const char *label, uint8
     return true;
 }
 
-struct initial_keys {
-    uint8_t key[16];
-    uint8_t iv[12];
-    uint8_t hp[16];
-};
-
 /* RFC 9001 §5.2: initial_secret = HKDF-Extract(salt, DCID), then the client
  * secret and from it the packet key, IV and header-protection key. */
 static bool derive_client_keys(const struct quic_version *v, const uint8_t *dcid,
-                               size_t dcid_len, struct initial_keys *k)
+                               size_t dcid_len, struct quic_initial_keys *k)
 {
     uint8_t initial[32], client[32];
 
@@ -176,7 +177,7 @@ struct aad_part {
 /* RFC 9001 §5.3: AEAD_AES_128_GCM with nonce = iv XOR packet number and the
  * unprotected header as associated data. Returns false unless the tag
  * verifies, which is what tells a client Initial from anything else. */
-static bool aead_open(EVP_CIPHER_CTX *ctx, const struct initial_keys *k, uint64_t pn,
+static bool aead_open(EVP_CIPHER_CTX *ctx, const struct quic_initial_keys *k, uint64_t pn,
                       const struct aad_part aad[3], const uint8_t *ct, size_t ct_len,
                       const uint8_t in_tag[QUIC_TAG_LEN], uint8_t *plain)
 {
@@ -201,57 +202,82 @@ static bool aead_open(EVP_CIPHER_CTX *ctx, const struct initial_keys *k, uint64_
     return EVP_DecryptFinal_ex(ctx, plain + n, &fin) == 1 && (size_t)(n + fin) == ct_len;
 }
 
-/* The CRYPTO stream from offset 0, gathered out of order: data[] holds the
- * bytes, have[] one bit per byte that arrived. */
-struct crypto_buf {
-    uint8_t data[META_QUIC_CRYPTO_MAX];
-    uint8_t have[META_QUIC_CRYPTO_MAX / 8];
-};
+/* ---- The CRYPTO stream, kept in a struct quic_hello_reasm. ---- */
 
-static void crypto_put(struct crypto_buf *cb, uint64_t off, const uint8_t *p, size_t n)
+static bool have_byte(const struct quic_hello_reasm *st, size_t i)
 {
-    /* Only the first META_QUIC_CRYPTO_MAX bytes of the stream are kept;
-     * a ClientHello longer than that is reported as META_MORE. */
+    return (st->have[i / 8] >> (i % 8)) & 1;
+}
+
+/* Keeps the bytes of one CRYPTO frame (stream offset off, n bytes at p)
+ * that fall within the first META_QUIC_CRYPTO_MAX bytes of the stream and
+ * are not filled yet: an earlier authenticated fragment wins over a later
+ * one that disagrees with it. Then moves `contiguous` on over what is now
+ * filled without a gap. */
+static void reasm_put(struct quic_hello_reasm *st, uint64_t off, const uint8_t *p, size_t n)
+{
+    size_t i;
+
     if (off >= META_QUIC_CRYPTO_MAX)
         return;
     if (n > META_QUIC_CRYPTO_MAX - off)
         n = META_QUIC_CRYPTO_MAX - (size_t)off;
-    memcpy(cb->data + off, p, n);
-    for (size_t i = (size_t)off; i < (size_t)off + n; i++)
-        cb->have[i / 8] |= (uint8_t)(1u << (i % 8));
+    for (size_t k = 0; k < n; k++) {
+        i = (size_t)off + k;
+        if (!have_byte(st, i)) {
+            st->crypto[i] = p[k];
+            st->have[i / 8] |= (uint8_t)(1u << (i % 8));
+        }
+    }
+    i = st->contiguous;
+    while (i % 8 != 0 && i < META_QUIC_CRYPTO_MAX && have_byte(st, i))
+        i++;
+    while (i < META_QUIC_CRYPTO_MAX && i % 8 == 0 && st->have[i / 8] == 0xff)
+        i += 8;
+    while (i < META_QUIC_CRYPTO_MAX && have_byte(st, i))
+        i++;
+    st->contiguous = (uint16_t)i;
 }
 
-/* Bytes present from offset 0 without a gap. */
-static size_t crypto_contiguous(const struct crypto_buf *cb)
+/* Is there a whole ClientHello in the bytes gathered from offset 0? Sets
+ * st->phase when the answer is final (DONE, or FAILED when the stream can
+ * never hold a readable one). *out is zeroed unless META_OK. */
+static enum meta_result reasm_hello(struct quic_hello_reasm *st, struct tls_hello_info *out)
 {
-    size_t i = 0;
+    size_t need = 0;
+    enum meta_result r;
 
-    while (i < META_QUIC_CRYPTO_MAX && cb->have[i / 8] == 0xff)
-        i += 8;
-    while (i < META_QUIC_CRYPTO_MAX && (cb->have[i / 8] >> (i % 8) & 1))
-        i++;
-    return i;
+    if (st->contiguous == 0) {
+        memset(out, 0, sizeof(*out));
+        return META_MORE; /* no start yet: it may be in a later Initial */
+    }
+    r = meta_tls_client_hello(st->crypto, st->contiguous, 'q', out, &need);
+    if (r == META_MORE && need > META_QUIC_CRYPTO_MAX)
+        r = META_NOT; /* it ends beyond what is kept: it will never be whole */
+    if (r == META_OK)
+        st->phase = QUIC_REASM_DONE;
+    else if (r == META_NOT)
+        st->phase = QUIC_REASM_FAILED;
+    if (r != META_OK)
+        memset(out, 0, sizeof(*out));
+    return r;
 }
 
 /* RFC 9000 §19 frames allowed in an Initial (§12.4, Table 3): PADDING 0x00,
  * PING 0x01, ACK 0x02/0x03, CRYPTO 0x06, CONNECTION_CLOSE 0x1c. Anything
- * else is a protocol violation, and the packet is not used. */
-enum meta_result meta__quic_frames(const uint8_t *payload, size_t len, struct tls_hello_info *out)
+ * else is a protocol violation, and the packet is not used. Walks the frames
+ * of one decrypted payload; with st NULL only checks them, otherwise keeps
+ * the CRYPTO data in st (call it so only after a check passed, so that a
+ * packet is used whole or not at all). */
+static bool walk_frames(const uint8_t *payload, size_t len, struct quic_hello_reasm *st)
 {
     struct cursor c = cur_make(payload, len);
-    struct crypto_buf cb;
-    size_t contiguous, need = 0;
-    enum meta_result r;
 
-    memset(out, 0, sizeof(*out));
-    if (payload == NULL)
-        return META_NOT;
-    memset(cb.have, 0, sizeof(cb.have));
     while (cur_left(&c) > 0) {
         uint64_t type, a, b, count, off, flen;
 
         if (!cur_varint(&c, &type))
-            return META_NOT;
+            return false;
         switch (type) {
         case 0x00: /* PADDING */
         case 0x01: /* PING */
@@ -260,43 +286,107 @@ enum meta_result meta__quic_frames(const uint8_t *payload, size_t len, struct tl
         case 0x03: /* ACK with ECN counts */
             if (!cur_varint(&c, &a) || !cur_varint(&c, &b) || !cur_varint(&c, &count) ||
                 !cur_varint(&c, &a))
-                return META_NOT;
+                return false;
             /* Each range is two varints, at least 2 bytes: a count above
              * what is left cannot be honest, and would spin for nothing. */
             if (count > cur_left(&c) / 2)
-                return META_NOT;
+                return false;
             for (uint64_t i = 0; i < count; i++)
                 if (!cur_varint(&c, &a) || !cur_varint(&c, &b))
-                    return META_NOT;
+                    return false;
             if (type == 0x03 &&
                 (!cur_varint(&c, &a) || !cur_varint(&c, &a) || !cur_varint(&c, &a)))
-                return META_NOT;
+                return false;
             break;
         case 0x06: { /* CRYPTO: offset, length, data */
             struct cursor data;
             if (!cur_varint(&c, &off) || !cur_varint(&c, &flen) || flen > cur_left(&c) ||
                 !cur_sub(&c, (size_t)flen, &data))
-                return META_NOT;
-            crypto_put(&cb, off, data.p, cur_left(&data));
+                return false;
+            if (st != NULL)
+                reasm_put(st, off, data.p, cur_left(&data));
             break;
         }
         case 0x1c: /* CONNECTION_CLOSE: error code, frame type, reason */
             if (!cur_varint(&c, &a) || !cur_varint(&c, &b) || !cur_varint(&c, &flen) ||
                 flen > cur_left(&c) || !cur_skip(&c, (size_t)flen))
-                return META_NOT;
+                return false;
             break;
         default:
-            return META_NOT;
+            return false;
         }
     }
-    contiguous = crypto_contiguous(&cb);
-    if (contiguous == 0)
-        return META_NOT; /* no ClientHello start in this packet */
-    /* META_MORE: the hello goes on in a later Initial, or beyond the
-     * META_QUIC_CRYPTO_MAX bytes kept; either way it is not followed. */
-    r = meta_tls_client_hello(cb.data, contiguous, 'q', out, &need);
+    return true;
+}
+
+void meta_quic_reasm_init(struct quic_hello_reasm *st)
+{
+    /* crypto[] is left as it is: only bytes flagged in have[] are read. */
+    memset(st->have, 0, sizeof(st->have));
+    memset(&st->keys, 0, sizeof(st->keys));
+    st->version = 0;
+    st->contiguous = 0;
+    st->dcid_len = 0;
+    memset(st->dcid, 0, sizeof(st->dcid));
+    st->phase = QUIC_REASM_COLLECTING;
+}
+
+/* A finished state answers without looking at the packet. */
+static bool reasm_finished(struct quic_hello_reasm *st, struct tls_hello_info *out,
+                           enum meta_result *r)
+{
+    if (st->phase == QUIC_REASM_DONE) {
+        /* Same bytes, same answer: reasm_hello cannot change its mind. */
+        *r = reasm_hello(st, out);
+        return true;
+    }
+    if (st->phase != QUIC_REASM_COLLECTING) {
+        memset(out, 0, sizeof(*out));
+        *r = META_NOT;
+        return true;
+    }
+    return false;
+}
+
+enum meta_result meta__quic_reasm_payload(struct quic_hello_reasm *st, const uint8_t *payload,
+                                          size_t len, struct tls_hello_info *out)
+{
+    enum meta_result r;
+
+    if (reasm_finished(st, out, &r))
+        return r;
+    memset(out, 0, sizeof(*out));
+    if (payload == NULL || !walk_frames(payload, len, NULL))
+        return META_NOT;
+    walk_frames(payload, len, st);
+    return reasm_hello(st, out);
+}
+
+enum meta_result meta__quic_frames(const uint8_t *payload, size_t len, struct tls_hello_info *out)
+{
+    struct quic_hello_reasm st;
+    enum meta_result r;
+
+    meta_quic_reasm_init(&st);
+    r = meta__quic_reasm_payload(&st, payload, len, out);
+    /* One packet alone: without the start of the hello there is nothing
+     * to read in it. */
+    if (r == META_MORE && st.contiguous == 0)
+        r = META_NOT;
     return r;
 }
+
+/* ---- Initial packets. ---- */
+
+/* One Initial located in a datagram, nothing decrypted yet. */
+struct initial_pkt {
+    const struct quic_version *v;
+    const uint8_t *start;  /* its first byte */
+    const uint8_t *dcid;
+    uint8_t dcid_len;
+    size_t pn_off;         /* from start to the (protected) packet number */
+    struct cursor body;    /* packet number and protected payload: Length bytes */
+};
 
 /* RFC 9000 §17.2.2 Initial packet:
  *
@@ -305,87 +395,172 @@ enum meta_result meta__quic_frames(const uint8_t *payload, size_t len, struct tl
  *   token length (i) | token | length (i) | packet number (8..32, protected)
  *   payload (AES-128-GCM, 16-byte tag at the end)
  *
- * Header protection (RFC 9001 §5.4) is removed from copies of the first
- * byte and the packet number; the packet itself is read-only. */
-enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_hello_info *out)
+ * Reads the header of the long-header packet at *c and, if it is an Initial
+ * of a known version whole within the datagram, fills *ip and moves *c past
+ * it (to what is coalesced after it). False otherwise, *c then undefined. */
+static bool initial_header(struct cursor *c, struct initial_pkt *ip)
 {
-    struct cursor c = cur_make(data, len);
-    const struct quic_version *v;
-    struct initial_keys k;
-    uint8_t b0 = 0, dcid_len = 0, scid_len = 0, mask[QUIC_SAMPLE_LEN], sample[QUIC_SAMPLE_LEN];
-    uint8_t pn_bytes[QUIC_PN_MAX_LEN];
-    uint8_t plain[META_QUIC_PAYLOAD_MAX];
-    const uint8_t *dcid;
+    const uint8_t *start = c->p;
+    uint8_t b0 = 0, scid_len = 0;
     uint32_t version = 0;
-    uint64_t token_len, length, pn = 0;
-    size_t pn_off, pn_len, ct_len = 0;
-    struct cursor pkt, s, ct;
-    struct aad_part aad[3];
-    EVP_CIPHER_CTX *ctx;
-    bool opened;
+    uint64_t token_len, length;
 
-    memset(out, 0, sizeof(*out));
-    if (data == NULL || !meta_is_quic_long_header(data, len))
-        return META_NOT;
-    /* meta_is_quic_long_header has checked these; they are checked again
-     * rather than trusted across functions. */
-    if (!cur_u8(&c, &b0) || !cur_be32(&c, &version) || (v = find_version(version)) == NULL ||
-        ((b0 >> 4) & 0x03) != v->initial_type)
-        return META_NOT;
-    if (!cur_u8(&c, &dcid_len) || dcid_len > QUIC_CID_MAX)
-        return META_NOT;
-    dcid = c.p;
-    if (!cur_skip(&c, dcid_len) || !cur_u8(&c, &scid_len) || !cur_skip(&c, scid_len))
-        return META_NOT;
-    if (!cur_varint(&c, &token_len) || token_len > cur_left(&c) ||
-        !cur_skip(&c, (size_t)token_len))
-        return META_NOT;
+    /* RFC 9000 §17.2: Header Form 1 and Fixed Bit 1. */
+    if (!cur_u8(c, &b0) || (b0 & 0xc0) != 0xc0 || !cur_be32(c, &version) ||
+        (ip->v = find_version(version)) == NULL || ((b0 >> 4) & 0x03) != ip->v->initial_type)
+        return false;
+    if (!cur_u8(c, &ip->dcid_len) || ip->dcid_len > QUIC_CID_MAX)
+        return false;
+    ip->dcid = c->p;
+    if (!cur_skip(c, ip->dcid_len) || !cur_u8(c, &scid_len) || scid_len > QUIC_CID_MAX ||
+        !cur_skip(c, scid_len))
+        return false;
+    if (!cur_varint(c, &token_len) || token_len > cur_left(c) || !cur_skip(c, (size_t)token_len))
+        return false;
     /* Length covers the packet number and the payload. A packet cut by the
      * capture cannot be authenticated, so it is not a usable Initial; one
      * too small to hold the header-protection sample is malformed. */
-    if (!cur_varint(&c, &length) || length > cur_left(&c) ||
+    if (!cur_varint(c, &length) || length > cur_left(c) ||
         length < QUIC_PN_MAX_LEN + QUIC_SAMPLE_LEN)
-        return META_NOT;
-    pn_off = (size_t)(c.p - data);
-    cur_sub(&c, (size_t)length, &pkt); /* what follows in c: coalesced packets, ignored */
+        return false;
+    ip->start = start;
+    ip->pn_off = (size_t)(c->p - start);
+    return cur_sub(c, (size_t)length, &ip->body);
+}
+
+/* RFC 9001 §5.4 and §5.3: removes header protection from copies of the
+ * first byte and the packet number (the packet itself is read-only), then
+ * opens the payload into plain (META_QUIC_PAYLOAD_MAX bytes). True, with
+ * *plain_len set, only if the AEAD tag verifies under k. */
+static bool initial_open(EVP_CIPHER_CTX *ctx, const struct initial_pkt *ip,
+                         const struct quic_initial_keys *k, uint8_t plain[META_QUIC_PAYLOAD_MAX],
+                         size_t *plain_len)
+{
+    uint8_t b0 = ip->start[0], mask[QUIC_SAMPLE_LEN], sample[QUIC_SAMPLE_LEN];
+    uint8_t pn_bytes[QUIC_PN_MAX_LEN];
+    uint64_t pn = 0;
+    size_t pn_len, ct_len;
+    struct cursor s = ip->body, ct;
+    struct aad_part aad[3];
 
     /* §5.4.2: the sample starts 4 bytes after the packet number's start. */
-    s = pkt;
     if (!cur_skip(&s, QUIC_PN_MAX_LEN) || !cur_bytes(&s, sample, sizeof(sample)))
-        return META_NOT; /* not reached: length >= 20 was checked */
+        return false; /* not reached: Length >= 20 was checked */
+    if (!hp_mask(ctx, k->hp, sample, mask))
+        return false;
+    b0 ^= mask[0] & 0x0f; /* long header: the low 4 bits are protected */
+    pn_len = (size_t)(b0 & 0x03) + 1;
+    s = ip->body;
+    if (!cur_bytes(&s, pn_bytes, pn_len)) /* body holds >= 20 bytes */
+        return false;
+    for (size_t i = 0; i < pn_len; i++) {
+        pn_bytes[i] ^= mask[1 + i];
+        pn = pn << 8 | pn_bytes[i];
+    }
+    /* The full packet number is not reconstructed against the largest one
+     * received (RFC 9000 §A.3): in the client's first flight it is small
+     * and sent whole; a later Initial whose truncated number wrapped fails
+     * authentication and is just not used. */
+    if (cur_left(&s) <= QUIC_TAG_LEN)
+        return false;
+    ct_len = cur_left(&s) - QUIC_TAG_LEN;
+    if (ct_len > META_QUIC_PAYLOAD_MAX)
+        return false;
+    cur_sub(&s, ct_len, &ct);
+    /* Associated data (§5.3): the header with the first byte and the packet
+     * number unprotected; given in three pieces so the header, token and
+     * all, is never copied. */
+    aad[0] = (struct aad_part){&b0, 1};
+    aad[1] = (struct aad_part){ip->start + 1, ip->pn_off - 1};
+    aad[2] = (struct aad_part){pn_bytes, pn_len};
+    if (!aead_open(ctx, k, pn, aad, ct.p, ct_len, s.p, plain))
+        return false;
+    *plain_len = ct_len;
+    return true;
+}
 
-    if (!derive_client_keys(v, dcid, dcid_len, &k))
+/* Opens one Initial for st and keeps its CRYPTO data. The first Initial to
+ * authenticate keys st (version, DCID, keys from that DCID); later ones
+ * must be of that version and authenticate under those keys. Nothing in st
+ * changes unless the packet is used. */
+static bool reasm_packet(struct quic_hello_reasm *st, EVP_CIPHER_CTX *ctx,
+                         const struct initial_pkt *ip, uint8_t plain[META_QUIC_PAYLOAD_MAX])
+{
+    struct quic_initial_keys fresh;
+    const struct quic_initial_keys *k = &st->keys;
+    size_t plain_len = 0;
+
+    if (st->version == 0) {
+        if (!derive_client_keys(ip->v, ip->dcid, ip->dcid_len, &fresh))
+            return false;
+        k = &fresh;
+    } else if (ip->v->version != st->version) {
+        return false;
+    }
+    if (!initial_open(ctx, ip, k, plain, &plain_len) || !walk_frames(plain, plain_len, NULL))
+        return false;
+    if (st->version == 0) {
+        st->keys = fresh;
+        st->version = ip->v->version;
+        st->dcid_len = ip->dcid_len;
+        memcpy(st->dcid, ip->dcid, ip->dcid_len);
+    }
+    walk_frames(plain, plain_len, st);
+    return true;
+}
+
+/* Coalesced packets are bounded by the datagram (each takes >= 29 bytes);
+ * this bound only makes the loop's end obvious. */
+#define QUIC_COALESCED_MAX 8
+
+enum meta_result meta_quic_initial_add(struct quic_hello_reasm *st, const uint8_t *data,
+                                       size_t len, struct tls_hello_info *out)
+{
+    struct cursor c = cur_make(data, len);
+    struct initial_pkt first, ip;
+    uint8_t plain[META_QUIC_PAYLOAD_MAX];
+    EVP_CIPHER_CTX *ctx;
+    bool used = false;
+    enum meta_result r;
+
+    if (reasm_finished(st, out, &r))
+        return r;
+    memset(out, 0, sizeof(*out));
+    if (data == NULL || !initial_header(&c, &first))
         return META_NOT;
     ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL)
         return META_NOT;
-    opened = false;
-    if (hp_mask(ctx, k.hp, sample, mask)) {
-        b0 ^= mask[0] & 0x0f; /* long header: the low 4 bits are protected */
-        pn_len = (size_t)(b0 & 0x03) + 1;
-        s = pkt;
-        if (!cur_bytes(&s, pn_bytes, pn_len)) /* pkt holds >= 20 bytes */
-            pn_len = 0;
-        for (size_t i = 0; i < pn_len; i++) {
-            pn_bytes[i] ^= mask[1 + i];
-            pn = pn << 8 | pn_bytes[i];
-        }
-        /* With no packet acknowledged yet the expected number is 0, and
-         * RFC 9000 §A.3 then decodes a truncated number to itself. */
-        ct_len = cur_left(&s) - QUIC_TAG_LEN; /* >= 20 - 4 - 16 */
-        if (pn_len > 0 && ct_len > 0 && ct_len <= sizeof(plain)) {
-            cur_sub(&s, ct_len, &ct);
-            /* Associated data (§5.3): the header with the first byte and
-             * the packet number unprotected; given in three pieces so the
-             * header, token and all, is never copied. */
-            aad[0] = (struct aad_part){&b0, 1};
-            aad[1] = (struct aad_part){data + 1, pn_off - 1};
-            aad[2] = (struct aad_part){pn_bytes, pn_len};
-            opened = aead_open(ctx, &k, pn, aad, ct.p, ct_len, s.p, plain);
+    /* RFC 9000 §12.2: packets coalesced in one datagram carry the same
+     * DCID; one that does not is not looked at, nor anything after it.
+     * Neither is whatever follows a packet that is not an Initial (0-RTT,
+     * Handshake, 1-RTT, or the padding some clients put after a short
+     * Initial). */
+    if (reasm_packet(st, ctx, &first, plain)) {
+        used = true;
+        for (int i = 1; i < QUIC_COALESCED_MAX && cur_left(&c) > 0; i++) {
+            if (!initial_header(&c, &ip) || ip.dcid_len != first.dcid_len ||
+                memcmp(ip.dcid, first.dcid, first.dcid_len) != 0 ||
+                !reasm_packet(st, ctx, &ip, plain))
+                break;
         }
     }
     EVP_CIPHER_CTX_free(ctx);
-    if (!opened)
+    if (!used)
         return META_NOT;
-    return meta__quic_frames(plain, ct_len, out);
+    return reasm_hello(st, out);
+}
+
+enum meta_result meta_quic_initial(const uint8_t *data, size_t len, struct tls_hello_info *out)
+{
+    struct quic_hello_reasm st;
+    enum meta_result r;
+
+    meta_quic_reasm_init(&st);
+    r = meta_quic_initial_add(&st, data, len, out);
+    /* One datagram alone: without the start of the hello there is nothing
+     * to read in it. */
+    if (r == META_MORE && st.contiguous == 0)
+        r = META_NOT;
+    return r;
 }

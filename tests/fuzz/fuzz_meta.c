@@ -10,9 +10,14 @@
  *
  * QUIC: random bytes almost never pass AEAD authentication, so besides the
  * whole-packet entry point the frame walk of a decrypted payload is fuzzed
- * directly through meta__quic_frames. */
+ * directly through meta__quic_frames. Reassembly across datagrams is fuzzed
+ * with a sequence of chunks cut from the input, each fed to one state
+ * through meta_quic_initial_add (as a datagram) or meta__quic_reasm_payload
+ * (as a decrypted payload, which is how random bytes reach the gathering of
+ * CRYPTO data); see T_QUIC_REASM. */
 #include "meta.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +33,14 @@ enum target {
     T_QUIC_FRAMES,
     T_HTTP,
     T_APP,
-    T_COUNT
+    T_COUNT,                /* targets picked by data[0] % T_COUNT */
+    T_QUIC_REASM = T_COUNT, /* picked by data[0] >= REASM_SELECTOR */
 };
+
+/* The selector bytes of the seeds in corpus/meta/ were written for the
+ * T_COUNT targets above; the reassembly target came later and takes the top
+ * selector values, which no seed uses, so that every seed keeps its target. */
+#define REASM_SELECTOR 0xf0
 
 static void check(int cond)
 {
@@ -84,6 +95,61 @@ static void run_tls(const uint8_t *p, size_t n, char transport)
         check(h.ja4[0] == transport);
 }
 
+/* T_QUIC_REASM: the input after the selector is a sequence of chunks, each
+ * a 2-byte big-endian header then its bytes. The header's top bit sends the
+ * chunk to meta__quic_reasm_payload (a decrypted Initial payload), else to
+ * meta_quic_initial_add (a datagram); the low 15 bits give its length, cut
+ * to what is left. Each chunk is copied into a buffer of its exact size, so
+ * that reading past it is caught. Besides each result's contract, checks the
+ * state's: DONE exactly when META_OK, then the same answer every time;
+ * FAILED only with META_NOT, then for good; the version, once set, fixed. */
+static void run_quic_reasm(const uint8_t *p, size_t n)
+{
+    struct quic_hello_reasm st;
+    struct tls_hello_info h, first;
+    bool done = false, failed = false;
+    uint32_t version = 0;
+
+    meta_quic_reasm_init(&st);
+    while (n >= 2) {
+        size_t m = (size_t)(p[0] & 0x7f) << 8 | p[1];
+        bool plain = (p[0] & 0x80) != 0;
+        enum meta_result r;
+        uint8_t *chunk;
+
+        p += 2, n -= 2;
+        if (m > n)
+            m = n;
+        chunk = malloc(m > 0 ? m : 1);
+        check(chunk != NULL);
+        memcpy(chunk, p, m);
+        r = plain ? meta__quic_reasm_payload(&st, chunk, m, &h)
+                  : meta_quic_initial_add(&st, chunk, m, &h);
+        free(chunk);
+        p += m, n -= m;
+
+        check_result(r);
+        check_hello(r, &h);
+        check(st.contiguous <= META_QUIC_CRYPTO_MAX);
+        check((r == META_OK) == (st.phase == QUIC_REASM_DONE));
+        check(st.phase != QUIC_REASM_FAILED || r == META_NOT);
+        check(!failed || st.phase == QUIC_REASM_FAILED);
+        check(version == 0 || st.version == version);
+        check(st.version == 0 || st.dcid_len <= sizeof(st.dcid));
+        version = st.version;
+        failed = st.phase == QUIC_REASM_FAILED;
+        if (r == META_OK) {
+            check(h.ja4[0] == 'q');
+            if (!done)
+                first = h;
+            check(strcmp(h.ja4, first.ja4) == 0 && strcmp(h.sni, first.sni) == 0 &&
+                  strcmp(h.alpn, first.alpn) == 0);
+            done = true;
+        }
+        check(!done || r == META_OK);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *p;
@@ -94,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p = data + 1;
     n = size - 1;
 
-    switch ((enum target)(data[0] % T_COUNT)) {
+    switch (data[0] >= REASM_SELECTOR ? T_QUIC_REASM : (enum target)(data[0] % T_COUNT)) {
     case T_DNS_UDP:
     case T_DNS_TCP: {
         struct dns_info d;
@@ -153,7 +219,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         break;
     }
-    case T_COUNT:
+    case T_QUIC_REASM:
+        run_quic_reasm(p, n);
         break;
     }
     return 0;

@@ -1,5 +1,8 @@
 /* test_meta_quic.c — meta_quic_initial and its frame walk: real client
- * Initials of QUIC v1 and v2, and hostile packets and frames.
+ * Initials of QUIC v1 and v2, and hostile packets and frames; then
+ * meta_quic_initial_add, the reassembly of a ClientHello spread over several
+ * Initials, on packets this file protects itself (a test-only client checked
+ * against the RFC 9001 Appendix A example).
  *
  * Fixtures are UDP payloads from /work/shared/pcaps/protocols, embedded so
  * the tests run anywhere. tshark 4.0 decrypts these Initials; the expected
@@ -10,6 +13,8 @@
 
 #include "meta.h"
 
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <string.h>
 
 /* quic-v1-chromium-sni.pcap frame 1 (Chromium to 110.213.53.115:443),
@@ -665,7 +670,7 @@ static const uint8_t small_hello[94] = {
 #define SMALL_JA4 "q13d0204h3_62ed6f6ca7ad_3953dc75acc4"
 
 struct pb {
-    uint8_t b[8192];
+    uint8_t b[META_QUIC_CRYPTO_MAX + 4096]; /* room for a stream longer than what is kept */
     size_t n;
 };
 
@@ -688,6 +693,7 @@ static void pvar(struct pb *p, uint64_t v)
 
 static void pcrypto(struct pb *p, size_t off, const uint8_t *d, size_t n)
 {
+    cr_assert(n + 20 <= sizeof(p->b) - p->n);
     pvar(p, 0x06);
     pvar(p, off);
     pvar(p, n);
@@ -697,6 +703,7 @@ static void pcrypto(struct pb *p, size_t off, const uint8_t *d, size_t n)
 
 static void ppad(struct pb *p, size_t n)
 {
+    cr_assert(n <= sizeof(p->b) - p->n);
     memset(p->b + p->n, 0, n);
     p->n += n;
 }
@@ -806,14 +813,20 @@ Test(meta_quic, frames_hostile)
     p.n = 0;
     pvar(&p, 0x1c), pvar(&p, 0), pvar(&p, 0), pvar(&p, 200);
     cr_assert_eq(meta__quic_frames(p.b, p.n, &h), META_NOT);
-    /* A CRYPTO stream longer than what is kept: the hello claims 4000+
-     * bytes and the gathered prefix is cut at META_QUIC_CRYPTO_MAX. */
+    /* A CRYPTO stream longer than what is kept: the hello claims
+     * META_QUIC_CRYPTO_MAX bytes (4 more with its header) and the stream,
+     * given whole, is cut at META_QUIC_CRYPTO_MAX: it can never be read. */
     memset(big, 0x41, sizeof(big));
-    big[0] = 1, big[1] = 0, big[2] = 0x10, big[3] = 0x40;
+    big[0] = 1, big[1] = 0;
+    big[2] = (uint8_t)(META_QUIC_CRYPTO_MAX >> 8), big[3] = (uint8_t)META_QUIC_CRYPTO_MAX;
     p.n = 0;
     pcrypto(&p, 0, big, 4000);
-    pcrypto(&p, 4000, big + 4000, 200);
-    cr_assert(p.n <= sizeof(p.b));
+    pcrypto(&p, 4000, big + 4000, sizeof(big) - 4000);
+    cr_assert_eq(meta__quic_frames(p.b, p.n, &h), META_NOT);
+    /* One that would fit but is not all there yet. */
+    big[2] = 0x10, big[3] = 0x40;
+    p.n = 0;
+    pcrypto(&p, 0, big, 4000);
     cr_assert_eq(meta__quic_frames(p.b, p.n, &h), META_MORE);
 }
 
@@ -853,4 +866,1012 @@ Test(meta_app, quic_payload)
     cr_assert_str_eq(meta_app_by_payload(17, quic_v1_chromium, sizeof(quic_v1_chromium)), "quic");
     cr_assert_str_eq(meta_app_by_payload(17, quic_v2_http3, sizeof(quic_v2_http3)), "quic");
     cr_assert_null(meta_app_by_payload(6, quic_v2_http3, sizeof(quic_v2_http3)));
+}
+
+/* ==== Reassembly across Initials: meta_quic_initial_add. ==== */
+
+/* ---- A test-only QUIC client. ----
+ * Derives client Initial keys and protects Initial packets as RFC 9001 §5
+ * describes, with OpenSSL's HKDF (EVP_PKEY_HKDF) rather than the one-shot
+ * HMACs of meta_quic.c, so that the two derivations are independent. Checked
+ * against RFC 9001 Appendix A (v1) and RFC 9369 Appendix A (v2) below. */
+
+#define T_V1 0x00000001u
+#define T_V2 0x6b3343cfu
+
+/* RFC 9001 §5.2 and RFC 9369 §3.3.1. */
+static const uint8_t t_salt_v1[20] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
+                                      0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a};
+static const uint8_t t_salt_v2[20] = {0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93,
+                                      0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e, 0xd9};
+
+static size_t unhex(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (; s[0] != '\0' && s[1] != '\0'; s += 2) {
+        unsigned v = 0;
+        cr_assert(n < cap);
+        cr_assert_eq(sscanf(s, "%2x", &v), 1);
+        out[n++] = (uint8_t)v;
+    }
+    return n;
+}
+
+static void t_hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+                   size_t ikm_len, const uint8_t *info, size_t info_len, uint8_t *out,
+                   size_t out_len)
+{
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    size_t n = out_len;
+
+    cr_assert_not_null(pc);
+    cr_assert_eq(EVP_PKEY_derive_init(pc), 1);
+    cr_assert_eq(EVP_PKEY_CTX_set_hkdf_md(pc, EVP_sha256()), 1);
+    cr_assert_eq(EVP_PKEY_CTX_set_hkdf_mode(pc, mode), 1);
+    if (salt != NULL)
+        cr_assert_eq(EVP_PKEY_CTX_set1_hkdf_salt(pc, salt, (int)salt_len), 1);
+    cr_assert_eq(EVP_PKEY_CTX_set1_hkdf_key(pc, ikm, (int)ikm_len), 1);
+    if (info_len > 0)
+        cr_assert_eq(EVP_PKEY_CTX_add1_hkdf_info(pc, info, (int)info_len), 1);
+    cr_assert_eq(EVP_PKEY_derive(pc, out, &n), 1);
+    cr_assert_eq(n, out_len);
+    EVP_PKEY_CTX_free(pc);
+}
+
+/* RFC 8446 §7.1 HKDF-Expand-Label with an empty context. */
+static void t_expand_label(const uint8_t secret[32], const char *label, uint8_t *out, size_t n)
+{
+    uint8_t info[64];
+    size_t k = 0, ll = strlen(label);
+
+    info[k++] = (uint8_t)(n >> 8);
+    info[k++] = (uint8_t)n;
+    info[k++] = (uint8_t)(6 + ll);
+    memcpy(info + k, "tls13 ", 6), k += 6;
+    memcpy(info + k, label, ll), k += ll;
+    info[k++] = 0;
+    t_hkdf(EVP_PKEY_HKDEF_MODE_EXPAND_ONLY, NULL, 0, secret, 32, info, k, out, n);
+}
+
+struct tkeys {
+    uint8_t secret[32]; /* client_initial_secret */
+    uint8_t key[16], iv[12], hp[16];
+};
+
+static void t_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len, struct tkeys *k)
+{
+    uint8_t initial[32];
+    int v2 = version == T_V2;
+
+    t_hkdf(EVP_PKEY_HKDEF_MODE_EXTRACT_ONLY, v2 ? t_salt_v2 : t_salt_v1, 20, dcid, dcid_len, NULL,
+           0, initial, sizeof(initial));
+    t_expand_label(initial, "client in", k->secret, 32);
+    t_expand_label(k->secret, v2 ? "quicv2 key" : "quic key", k->key, 16);
+    t_expand_label(k->secret, v2 ? "quicv2 iv" : "quic iv", k->iv, 12);
+    t_expand_label(k->secret, v2 ? "quicv2 hp" : "quic hp", k->hp, 16);
+}
+
+/* What goes into one protected Initial. */
+struct tinit {
+    uint32_t version;
+    const uint8_t *dcid, *scid;
+    size_t dcid_len, scid_len;
+    uint64_t pn;
+    size_t pn_len;              /* 1..4 */
+    const struct tkeys *k;      /* need not match the DCID: tests forge with it */
+};
+
+/* Writes a protected client Initial carrying `payload` (frames) at out:
+ * RFC 9000 §17.2.2 header with no token and a 2-byte Length, AES-128-GCM
+ * over the payload with the header as associated data (RFC 9001 §5.3),
+ * then header protection (§5.4). Returns the packet's length. */
+static size_t t_initial(uint8_t *out, size_t cap, const struct tinit *ti, const uint8_t *payload,
+                        size_t payload_len)
+{
+    size_t n = 0, pn_off, length = ti->pn_len + payload_len + 16;
+    uint8_t nonce[12], mask[16];
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int m = 0;
+
+    cr_assert_not_null(ctx);
+    cr_assert(length < 16384 && 10 + ti->dcid_len + ti->scid_len + length <= cap);
+    out[n++] = (uint8_t)(0xc0 | (ti->version == T_V2 ? 0x10 : 0x00) | (ti->pn_len - 1));
+    for (int i = 3; i >= 0; i--)
+        out[n++] = (uint8_t)(ti->version >> (8 * i));
+    out[n++] = (uint8_t)ti->dcid_len;
+    memcpy(out + n, ti->dcid, ti->dcid_len), n += ti->dcid_len;
+    out[n++] = (uint8_t)ti->scid_len;
+    if (ti->scid_len > 0) /* scid may be NULL then */
+        memcpy(out + n, ti->scid, ti->scid_len), n += ti->scid_len;
+    out[n++] = 0; /* token length */
+    out[n++] = (uint8_t)(0x40 | length >> 8);
+    out[n++] = (uint8_t)length;
+    pn_off = n;
+    for (size_t i = ti->pn_len; i-- > 0;)
+        out[n++] = (uint8_t)(ti->pn >> (8 * i));
+
+    memcpy(nonce, ti->k->iv, 12);
+    for (size_t i = 0; i < 8; i++)
+        nonce[11 - i] ^= (uint8_t)(ti->pn >> (8 * i));
+    cr_assert_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, NULL, NULL), 1);
+    cr_assert_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL), 1);
+    cr_assert_eq(EVP_EncryptInit_ex(ctx, NULL, NULL, ti->k->key, nonce), 1);
+    cr_assert_eq(EVP_EncryptUpdate(ctx, NULL, &m, out, (int)n), 1);
+    cr_assert_eq(EVP_EncryptUpdate(ctx, out + n, &m, payload, (int)payload_len), 1);
+    cr_assert_eq(EVP_EncryptFinal_ex(ctx, out + n + m, &m), 1);
+    cr_assert_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + n + payload_len), 1);
+    n += payload_len + 16;
+
+    cr_assert_eq(EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL, ti->k->hp, NULL), 1);
+    cr_assert_eq(EVP_CIPHER_CTX_set_padding(ctx, 0), 1);
+    cr_assert_eq(EVP_EncryptUpdate(ctx, mask, &m, out + pn_off + 4, 16), 1);
+    cr_assert_eq(m, 16);
+    EVP_CIPHER_CTX_free(ctx);
+    out[0] ^= mask[0] & 0x0f;
+    for (size_t i = 0; i < ti->pn_len; i++)
+        out[pn_off + i] ^= mask[1 + i];
+    return n;
+}
+
+/* ---- RFC 9001 Appendix A: known answers for the keys and a packet. ---- */
+
+/* A.2: the client's CRYPTO frame (offset 0, 241-byte ClientHello: SNI
+ * "example.com", ALPN "alpn", 2 ciphers, 11 extensions), followed by 917
+ * bytes of PADDING up to the 1162-byte payload; DCID 8394c8f03e515708,
+ * packet number 2 in 4 bytes. The JA4 was computed by a Python script
+ * written from FoxIO's JA4 specification over these bytes. */
+static const char rfc9001_crypto_frame[] =
+    "060040f1010000ed0303ebf8fa56f12939b9584a3896472ec40bb863cfd3e868"
+    "04fe3a47f06a2b69484c00000413011302010000c000000010000e00000b6578"
+    "616d706c652e636f6dff01000100000a00080006001d00170018001000070005"
+    "04616c706e000500050100000000003300260024001d00209370b2c9caa47fba"
+    "baf4559fedba753de171fa71f50f1ce15d43e994ec74d748002b000302030400"
+    "0d0010000e0403050306030203080408050806002d00020101001c0002400100"
+    "3900320408ffffffffffffffff05048000ffff07048000ffff08011001048000"
+    "75300901100f088394c8f03e51570806048000ffff";
+#define RFC9001_JA4 "q13d0211an_62ed6f6ca7ad_4d634acda6c0"
+
+/* A.2: the resulting protected packet, 1200 bytes. */
+static const char rfc9001_client_initial[] =
+    "c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689fb8ec11"
+    "d242b123dc9bd8bab936b47d92ec356c0bab7df5976d27cd449f63300099f399"
+    "1c260ec4c60d17b31f8429157bb35a1282a643a8d2262cad67500cadb8e7378c"
+    "8eb7539ec4d4905fed1bee1fc8aafba17c750e2c7ace01e6005f80fcb7df6212"
+    "30c83711b39343fa028cea7f7fb5ff89eac2308249a02252155e2347b63d58c5"
+    "457afd84d05dfffdb20392844ae812154682e9cf012f9021a6f0be17ddd0c208"
+    "4dce25ff9b06cde535d0f920a2db1bf362c23e596d11a4f5a6cf3948838a3aec"
+    "4e15daf8500a6ef69ec4e3feb6b1d98e610ac8b7ec3faf6ad760b7bad1db4ba3"
+    "485e8a94dc250ae3fdb41ed15fb6a8e5eba0fc3dd60bc8e30c5c4287e53805db"
+    "059ae0648db2f64264ed5e39be2e20d82df566da8dd5998ccabdae053060ae6c"
+    "7b4378e846d29f37ed7b4ea9ec5d82e7961b7f25a9323851f681d582363aa5f8"
+    "9937f5a67258bf63ad6f1a0b1d96dbd4faddfcefc5266ba6611722395c906556"
+    "be52afe3f565636ad1b17d508b73d8743eeb524be22b3dcbc2c7468d54119c74"
+    "68449a13d8e3b95811a198f3491de3e7fe942b330407abf82a4ed7c1b311663a"
+    "c69890f4157015853d91e923037c227a33cdd5ec281ca3f79c44546b9d90ca00"
+    "f064c99e3dd97911d39fe9c5d0b23a229a234cb36186c4819e8b9c5927726632"
+    "291d6a418211cc2962e20fe47feb3edf330f2c603a9d48c0fcb5699dbfe58964"
+    "25c5bac4aee82e57a85aaf4e2513e4f05796b07ba2ee47d80506f8d2c25e50fd"
+    "14de71e6c418559302f939b0e1abd576f279c4b2e0feb85c1f28ff18f58891ff"
+    "ef132eef2fa09346aee33c28eb130ff28f5b766953334113211996d20011a198"
+    "e3fc433f9f2541010ae17c1bf202580f6047472fb36857fe843b19f5984009dd"
+    "c324044e847a4f4a0ab34f719595de37252d6235365e9b84392b061085349d73"
+    "203a4a13e96f5432ec0fd4a1ee65accdd5e3904df54c1da510b0ff20dcc0c77f"
+    "cb2c0e0eb605cb0504db87632cf3d8b4dae6e705769d1de354270123cb11450e"
+    "fc60ac47683d7b8d0f811365565fd98c4c8eb936bcab8d069fc33bd801b03ade"
+    "a2e1fbc5aa463d08ca19896d2bf59a071b851e6c239052172f296bfb5e724047"
+    "90a2181014f3b94a4e97d117b438130368cc39dbb2d198065ae3986547926cd2"
+    "162f40a29f0c3c8745c0f50fba3852e566d44575c29d39a03f0cda721984b6f4"
+    "40591f355e12d439ff150aab7613499dbd49adabc8676eef023b15b65bfc5ca0"
+    "6948109f23f350db82123535eb8a7433bdabcb909271a6ecbcb58b936a88cd4e"
+    "8f2e6ff5800175f113253d8fa9ca8885c2f552e657dc603f252e1a8e308f76f0"
+    "be79e2fb8f5d5fbbe2e30ecadd220723c8c0aea8078cdfcb3868263ff8f09400"
+    "54da48781893a7e49ad5aff4af300cd804a6b6279ab3ff3afb64491c85194aab"
+    "760d58a606654f9f4400e8b38591356fbf6425aca26dc85244259ff2b19c41b9"
+    "f96f3ca9ec1dde434da7d2d392b905ddf3d1f9af93d1af5950bd493f5aa731b4"
+    "056df31bd267b6b90a079831aaf579be0a39013137aac6d404f518cfd4684064"
+    "7e78bfe706ca4cf5e9c5453e9f7cfd2b8b4c8d169a44e55c88d4a9a7f9474241"
+    "e221af44860018ab0856972e194cd934";
+
+static const uint8_t rfc9001_dcid[8] = {0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08};
+
+static void expect_hex(const uint8_t *got, size_t n, const char *hex)
+{
+    uint8_t want[64];
+
+    cr_assert_eq(unhex(hex, want, sizeof(want)), n);
+    cr_assert_arr_eq(got, want, n, "want %s", hex);
+}
+
+Test(meta_quic_reasm, rfc9001_appendix_a)
+{
+    static uint8_t payload[1162], want[1200], pkt[1300];
+    struct tkeys k;
+    struct tls_hello_info h;
+    struct quic_hello_reasm st;
+    size_t n;
+
+    /* A.1 (v1), and RFC 9369 A.1 (v2), for the same DCID. */
+    t_client_keys(T_V1, rfc9001_dcid, sizeof(rfc9001_dcid), &k);
+    expect_hex(k.secret, 32, "c00cf151ca5be075ed0ebfb5c80323c42d6b7db67881289af4008f1f6c357aea");
+    expect_hex(k.key, 16, "1f369613dd76d5467730efcbe3b1a22d");
+    expect_hex(k.iv, 12, "fa044b2f42a3fd3b46fb255c");
+    expect_hex(k.hp, 16, "9f50449e04a0e810283a1e9933adedd2");
+    {
+        struct tkeys k2;
+        t_client_keys(T_V2, rfc9001_dcid, sizeof(rfc9001_dcid), &k2);
+        expect_hex(k2.secret, 32,
+                   "14ec9d6eb9fd7af83bf5a668bc17a7e283766aade7ecd0891f70f9ff7f4bf47b");
+        expect_hex(k2.key, 16, "8b1a0bc121284290a29e0971b5cd045d");
+        expect_hex(k2.iv, 12, "91f73e2351d8fa91660e909f");
+        expect_hex(k2.hp, 16, "45b95e15235d6f45a6b19cbcb0294ba9");
+    }
+
+    /* A.2: the test client protects the example payload into exactly the
+     * RFC's packet, so what it builds below is what a real client sends. */
+    memset(payload, 0, sizeof(payload));
+    cr_assert_eq(unhex(rfc9001_crypto_frame, payload, sizeof(payload)), 245);
+    cr_assert_eq(unhex(rfc9001_client_initial, want, sizeof(want)), 1200);
+    n = t_initial(pkt, sizeof(pkt),
+                  &(struct tinit){T_V1, rfc9001_dcid, NULL, 8, 0, 2, 4, &k}, payload,
+                  sizeof(payload));
+    cr_assert_eq(n, 1200);
+    cr_assert_arr_eq(pkt, want, 1200);
+
+    /* And meta_quic reads it, one-shot and through a state. */
+    cr_assert_eq(meta_quic_initial(want, sizeof(want), &h), META_OK);
+    cr_assert_str_eq(h.sni, "example.com");
+    cr_assert_str_eq(h.alpn, "alpn");
+    cr_assert_str_eq(h.ja4, RFC9001_JA4);
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(st.phase, QUIC_REASM_COLLECTING);
+    cr_assert_eq(meta_quic_initial_add(&st, want, sizeof(want), &h), META_OK);
+    cr_assert_str_eq(h.ja4, RFC9001_JA4);
+    cr_assert_eq(st.phase, QUIC_REASM_DONE);
+    cr_assert_eq(st.version, 1);
+    cr_assert_eq(st.dcid_len, 8);
+    cr_assert_arr_eq(st.dcid, rfc9001_dcid, 8);
+    cr_assert_arr_eq(st.keys.key, k.key, 16);
+}
+
+/* ---- A ClientHello too large for one Initial. ----
+ * 1625 bytes, built by pq_hello() below, shaped like a post-quantum one:
+ *   01 000651 | 0303 | random 40 41 .. 5f | sid 00
+ *   | ciphers 0008: 0a0a (GREASE) 1301 1302 1303 | compression 01 00
+ *   | extensions 0624:
+ *     0a0a len 0 (GREASE)
+ *     0000 len 21  server_name "pq.vigil.example"
+ *     000a len 10  supported_groups [11ec 001d 0017 0018]
+ *     000d len 18  signature_algorithms [0403 0804 0401 0503 0805 0501 0806 0601]
+ *     0010 len 5   ALPN [h3]
+ *     002b len 3   supported_versions [0304]
+ *     002d len 2   psk_key_exchange_modes [01]
+ *     0033 len 1258 key_share: 11ec (X25519MLKEM768) 1216 bytes k*131+17,
+ *                  001d (x25519) 32 bytes k*29+5
+ *     0039 len 29  quic_transport_parameters: max_idle_timeout 30000,
+ *                  max_udp_payload_size 1472, initial_max_data 15728640,
+ *                  active_connection_id_limit 4, initial_source_connection_id
+ *                  5c1d000102030405
+ *     fe0d len 186 encrypted_client_hello (outer, config 0x7f, 32-byte enc
+ *                  k*7+1, 144-byte payload k*13+9)
+ *   [+ padding 0015 of `pad` zero bytes, when pad > 0]
+ * SHA-256 of the message (pad 0) 34150bb8...9b7681, and JA4 from a Python
+ * script written from FoxIO's JA4 specification over the same lists. */
+#define PQ_SNI "pq.vigil.example"
+#define PQ_JA4 "q13d0309h3_55b375c5d22e_d6950f570c22"
+#define PQ_LEN 1625
+
+static void p8(struct pb *p, unsigned v)
+{
+    cr_assert(p->n < sizeof(p->b));
+    p->b[p->n++] = (uint8_t)v;
+}
+
+static void p16(struct pb *p, unsigned v)
+{
+    p8(p, v >> 8);
+    p8(p, v & 0xff);
+}
+
+static void pbytes(struct pb *p, const void *d, size_t n)
+{
+    cr_assert(n <= sizeof(p->b) - p->n);
+    memcpy(p->b + p->n, d, n);
+    p->n += n;
+}
+
+/* Writes the big-endian length of what follows `mark` (2 or 3 bytes wide). */
+static void plen(struct pb *p, size_t mark, size_t width)
+{
+    size_t len = p->n - mark - width;
+
+    for (size_t i = 0; i < width; i++)
+        p->b[mark + i] = (uint8_t)(len >> (8 * (width - 1 - i)));
+}
+
+static void pq_hello(struct pb *p, size_t pad)
+{
+    static const uint16_t sig[] = {0x0403, 0x0804, 0x0401, 0x0503,
+                                   0x0805, 0x0501, 0x0806, 0x0601};
+    static const uint8_t tp[] = {0x01, 0x04, 0x80, 0x00, 0x75, 0x30, 0x03, 0x02, 0x45, 0xc0,
+                                 0x04, 0x04, 0x80, 0xf0, 0x00, 0x00, 0x0e, 0x01, 0x04, 0x0f,
+                                 0x08, 0x5c, 0x1d, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05};
+    size_t msg, exts, mark;
+
+    p->n = 0;
+    p8(p, 0x01);
+    msg = p->n, p->n += 3;
+    p16(p, 0x0303);
+    for (unsigned i = 0; i < 32; i++)
+        p8(p, 0x40 + i);
+    p8(p, 0);
+    p16(p, 8), p16(p, 0x0a0a), p16(p, 0x1301), p16(p, 0x1302), p16(p, 0x1303);
+    p8(p, 1), p8(p, 0);
+    exts = p->n, p->n += 2;
+    p16(p, 0x0a0a), p16(p, 0);
+    p16(p, 0x0000), p16(p, 21), p16(p, 19), p8(p, 0), p16(p, 16), pbytes(p, PQ_SNI, 16);
+    p16(p, 0x000a), p16(p, 10), p16(p, 8);
+    p16(p, 0x11ec), p16(p, 0x001d), p16(p, 0x0017), p16(p, 0x0018);
+    p16(p, 0x000d), p16(p, 18), p16(p, 16);
+    for (size_t i = 0; i < 8; i++)
+        p16(p, sig[i]);
+    p16(p, 0x0010), p16(p, 5), p16(p, 3), p8(p, 2), pbytes(p, "h3", 2);
+    p16(p, 0x002b), p16(p, 3), p8(p, 2), p16(p, 0x0304);
+    p16(p, 0x002d), p16(p, 2), p8(p, 1), p8(p, 1);
+    p16(p, 0x0033), mark = p->n, p->n += 2, p16(p, 4 + 1216 + 4 + 32);
+    p16(p, 0x11ec), p16(p, 1216);
+    for (unsigned k = 0; k < 1216; k++)
+        p8(p, (k * 131 + 17) & 0xff);
+    p16(p, 0x001d), p16(p, 32);
+    for (unsigned k = 0; k < 32; k++)
+        p8(p, (k * 29 + 5) & 0xff);
+    plen(p, mark, 2);
+    p16(p, 0x0039), p16(p, sizeof(tp)), pbytes(p, tp, sizeof(tp));
+    p16(p, 0xfe0d), mark = p->n, p->n += 2;
+    p8(p, 0), p16(p, 1), p16(p, 1), p8(p, 0x7f), p16(p, 32);
+    for (unsigned k = 0; k < 32; k++)
+        p8(p, (k * 7 + 1) & 0xff);
+    p16(p, 144);
+    for (unsigned k = 0; k < 144; k++)
+        p8(p, (k * 13 + 9) & 0xff);
+    plen(p, mark, 2);
+    if (pad > 0) {
+        p16(p, 0x0015), p16(p, (unsigned)pad);
+        for (size_t k = 0; k < pad; k++)
+            p8(p, 0);
+    }
+    plen(p, exts, 2);
+    plen(p, msg, 3);
+}
+
+Test(meta_quic_reasm, pq_hello_plain)
+{
+    static struct pb p;
+    struct tls_hello_info h;
+    uint8_t md[32];
+    unsigned int mdn = 0;
+
+    pq_hello(&p, 0);
+    cr_assert_eq(p.n, PQ_LEN);
+    cr_assert_eq(EVP_Digest(p.b, p.n, md, &mdn, EVP_sha256(), NULL), 1);
+    expect_hex(md, 32, "34150bb886586a378a9b56c96acfa17aa97aaaace76f3a08f65ba51f329b7681");
+    cr_assert_eq(meta_tls_client_hello(p.b, p.n, 'q', &h, NULL), META_OK);
+    cr_assert_str_eq(h.sni, PQ_SNI);
+    cr_assert_str_eq(h.alpn, "h3");
+    cr_assert_str_eq(h.ja4, PQ_JA4);
+}
+
+/* ---- Flights of Initials carrying the big hello. ---- */
+
+#define FLIGHT_MAX 4
+#define DGRAM 1200 /* RFC 9000 §14.1: a client pads datagrams with Initials to 1200 */
+
+struct flight {
+    uint8_t pkt[FLIGHT_MAX][1400];
+    size_t len[FLIGHT_MAX];
+    size_t count;
+};
+
+static const uint8_t dcid_a[8] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8};
+static const uint8_t dcid_b[12] = {0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6,
+                                   0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc};
+static const uint8_t dcid_server[5] = {0x5e, 0x4e, 0x7e, 0x40, 0x01};
+static const uint8_t scid_c[8] = {0x5c, 0x1d, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05};
+
+/* Payload of part [from, to) of the hello: its second half first, a PING,
+ * then the first half, as Chrome scatters its CRYPTO frames; then PADDING
+ * up to a DGRAM-byte datagram when `pad`. */
+static void part_payload(struct pb *out, const struct pb *hello, size_t from, size_t to,
+                         size_t header_len, bool pad)
+{
+    size_t mid = from + (to - from) / 2;
+
+    out->n = 0;
+    pcrypto(out, mid, hello->b + mid, to - mid);
+    pvar(out, 0x01);
+    pcrypto(out, from, hello->b + from, mid - from);
+    if (pad && header_len + out->n + 16 < DGRAM)
+        ppad(out, DGRAM - header_len - out->n - 16);
+}
+
+/* The hello cut at cuts[0] = 0 < cuts[1] < ... < cuts[parts] = its length,
+ * one Initial per part, packet numbers 0, 1, ... in 2 bytes. The header
+ * carries hdr_dcid; keys come from the version and key_dcid. */
+static void make_flight(struct flight *f, uint32_t version, const uint8_t *hdr_dcid,
+                        size_t hdr_dcid_len, const uint8_t *key_dcid, size_t key_dcid_len,
+                        const struct pb *hello, const size_t *cuts, size_t parts)
+{
+    static struct pb pl;
+    struct tkeys k;
+
+    cr_assert(parts <= FLIGHT_MAX);
+    t_client_keys(version, key_dcid, key_dcid_len, &k);
+    for (size_t i = 0; i < parts; i++) {
+        size_t header_len = 1 + 4 + 1 + hdr_dcid_len + 1 + sizeof(scid_c) + 1 + 2 + 2;
+        part_payload(&pl, hello, cuts[i], cuts[i + 1], header_len, true);
+        f->len[i] = t_initial(f->pkt[i], sizeof(f->pkt[i]),
+                              &(struct tinit){version, hdr_dcid, scid_c, hdr_dcid_len,
+                                              sizeof(scid_c), i, 2, &k},
+                              pl.b, pl.n);
+        cr_assert_eq(f->len[i], DGRAM);
+    }
+    f->count = parts;
+}
+
+static const size_t cuts2[] = {0, 1100, PQ_LEN};
+static const size_t cuts3[] = {0, 550, 1100, PQ_LEN};
+
+static void expect_pq(enum meta_result r, const struct tls_hello_info *h)
+{
+    cr_assert_eq(r, META_OK);
+    cr_assert_str_eq(h->sni, PQ_SNI);
+    cr_assert_str_eq(h->alpn, "h3");
+    cr_assert_str_eq(h->ja4, PQ_JA4);
+}
+
+static void expect_empty(const struct tls_hello_info *h)
+{
+    cr_assert_str_eq(h->sni, "");
+    cr_assert_str_eq(h->ja4, "");
+}
+
+static enum meta_result add(struct quic_hello_reasm *st, const struct flight *f, size_t i,
+                            struct tls_hello_info *h)
+{
+    return meta_quic_initial_add(st, f->pkt[i], f->len[i], h);
+}
+
+Test(meta_quic_reasm, two_initials)
+{
+    static struct pb hello;
+    static struct flight f;
+    static struct quic_hello_reasm st;
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    make_flight(&f, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+
+    /* One datagram at a time, the hello is never whole. */
+    cr_assert_eq(meta_quic_initial(f.pkt[0], f.len[0], &h), META_MORE);
+    expect_empty(&h);
+    cr_assert_eq(meta_quic_initial(f.pkt[1], f.len[1], &h), META_NOT);
+
+    /* In order. */
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+    expect_empty(&h);
+    cr_assert_eq(st.version, T_V1);
+    cr_assert_eq(st.contiguous, 1100);
+    cr_assert_eq(st.phase, QUIC_REASM_COLLECTING);
+    expect_pq(add(&st, &f, 1, &h), &h);
+    cr_assert_eq(st.phase, QUIC_REASM_DONE);
+    /* Once done, the answer stays, whatever comes. */
+    expect_pq(add(&st, &f, 0, &h), &h);
+    expect_pq(meta_quic_initial_add(&st, quic_v2_http3, sizeof(quic_v2_http3), &h), &h);
+    expect_pq(meta_quic_initial_add(&st, NULL, 0, &h), &h);
+
+    /* Reversed: the tail first, kept until the start arrives. */
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(st.phase, QUIC_REASM_COLLECTING);
+    cr_assert_eq(add(&st, &f, 1, &h), META_MORE);
+    cr_assert_eq(st.contiguous, 0);
+    cr_assert_eq(st.version, T_V1);
+    expect_pq(add(&st, &f, 0, &h), &h);
+    cr_assert_eq(st.contiguous, PQ_LEN);
+
+    /* The same packet twice changes nothing. */
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+    cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+    expect_pq(add(&st, &f, 1, &h), &h);
+}
+
+Test(meta_quic_reasm, three_initials_any_order_v1_and_v2)
+{
+    static const size_t orders[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                        {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    static const uint32_t versions[2] = {T_V1, T_V2};
+    static struct pb hello;
+    static struct flight f;
+    static struct quic_hello_reasm st;
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    for (size_t v = 0; v < 2; v++) {
+        make_flight(&f, versions[v], dcid_b, sizeof(dcid_b), dcid_b, sizeof(dcid_b), &hello,
+                    cuts3, 3);
+        for (size_t o = 0; o < 6; o++) {
+            meta_quic_reasm_init(&st);
+            cr_assert_eq(add(&st, &f, orders[o][0], &h), META_MORE, "v%zu order %zu", v, o);
+            cr_assert_eq(add(&st, &f, orders[o][1], &h), META_MORE, "v%zu order %zu", v, o);
+            expect_pq(add(&st, &f, orders[o][2], &h), &h);
+            cr_assert_eq(st.version, versions[v]);
+            cr_assert_eq(st.dcid_len, sizeof(dcid_b));
+            cr_assert_arr_eq(st.dcid, dcid_b, sizeof(dcid_b));
+        }
+    }
+}
+
+/* Packets that fail authentication are never used: not before the state
+ * is keyed (so they cannot choose its keys), not after. */
+Test(meta_quic_reasm, forged_packets_change_nothing)
+{
+    static struct pb hello, pl;
+    static struct flight f, wrong_keys;
+    static struct quic_hello_reasm st;
+    static uint8_t d[1400];
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    make_flight(&f, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+    /* Same header and DCID, but protected with keys of another DCID. */
+    make_flight(&wrong_keys, T_V1, dcid_a, sizeof(dcid_a), dcid_b, sizeof(dcid_b), &hello,
+                cuts2, 2);
+
+    meta_quic_reasm_init(&st);
+    memcpy(d, f.pkt[0], f.len[0]);
+    d[f.len[0] - 1] ^= 0x01; /* bad tag */
+    cr_assert_eq(meta_quic_initial_add(&st, d, f.len[0], &h), META_NOT);
+    expect_empty(&h);
+    cr_assert_eq(add(&st, &wrong_keys, 0, &h), META_NOT);
+    cr_assert_eq(st.version, 0);
+    cr_assert_eq(st.contiguous, 0);
+    cr_assert_eq(st.phase, QUIC_REASM_COLLECTING);
+
+    cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+    memcpy(d, f.pkt[1], f.len[1]);
+    d[f.len[1] - 1] ^= 0x01; /* bad tag */
+    cr_assert_eq(meta_quic_initial_add(&st, d, f.len[1], &h), META_NOT);
+    memcpy(d, f.pkt[1], f.len[1]);
+    d[60] ^= 0x80; /* ciphertext */
+    cr_assert_eq(meta_quic_initial_add(&st, d, f.len[1], &h), META_NOT);
+    cr_assert_eq(add(&st, &wrong_keys, 1, &h), META_NOT);
+    cr_assert_eq(st.contiguous, 1100);
+    expect_pq(add(&st, &f, 1, &h), &h);
+
+    /* Authenticated but different bytes over what is already there: the
+     * first kept wins (both were authenticated; the earlier is used). */
+    {
+        static uint8_t junk[1100];
+        struct tkeys k;
+        size_t n;
+
+        memset(junk, 0xee, sizeof(junk));
+        t_client_keys(T_V1, dcid_a, sizeof(dcid_a), &k);
+        pl.n = 0;
+        pcrypto(&pl, 0, junk, sizeof(junk));
+        n = t_initial(d, sizeof(d),
+                      &(struct tinit){T_V1, dcid_a, scid_c, sizeof(dcid_a), sizeof(scid_c), 7,
+                                      2, &k},
+                      pl.b, pl.n);
+        meta_quic_reasm_init(&st);
+        cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+        cr_assert_eq(meta_quic_initial_add(&st, d, n, &h), META_MORE);
+        expect_pq(add(&st, &f, 1, &h), &h);
+        /* The other way round the junk is what is read: Initial keys are
+         * public, so authentication cannot tell it from the client's. */
+        meta_quic_reasm_init(&st);
+        cr_assert_eq(meta_quic_initial_add(&st, d, n, &h), META_NOT);
+        cr_assert_eq(st.phase, QUIC_REASM_FAILED);
+        cr_assert_eq(add(&st, &f, 0, &h), META_NOT);
+        cr_assert_eq(add(&st, &f, 1, &h), META_NOT);
+    }
+}
+
+/* Another connection's Initials do not authenticate under this one's keys. */
+Test(meta_quic_reasm, other_connection_is_not_mixed_in)
+{
+    static struct pb hello;
+    static struct flight f, other;
+    static struct quic_hello_reasm st;
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    make_flight(&f, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+    make_flight(&other, T_V1, dcid_b, sizeof(dcid_b), dcid_b, sizeof(dcid_b), &hello, cuts2, 2);
+
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+    cr_assert_eq(add(&st, &other, 1, &h), META_NOT);
+    /* A whole hello of its own, still another connection. */
+    cr_assert_eq(meta_quic_initial_add(&st, quic_null_localhost, sizeof(quic_null_localhost), &h),
+                 META_NOT);
+    expect_empty(&h);
+    cr_assert_eq(st.contiguous, 1100);
+    cr_assert_arr_eq(st.dcid, dcid_a, sizeof(dcid_a));
+    expect_pq(add(&st, &f, 1, &h), &h);
+
+    /* Keyed by the other connection first: this one's tail is refused. */
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &other, 0, &h), META_MORE);
+    cr_assert_eq(add(&st, &f, 1, &h), META_NOT);
+    expect_pq(add(&st, &other, 1, &h), &h);
+}
+
+/* RFC 9001 §5.2: after the server's first Initial the client sends to the
+ * server's chosen connection ID, but its Initial keys still come from its
+ * first DCID. */
+Test(meta_quic_reasm, later_initial_with_server_chosen_dcid)
+{
+    static struct pb hello;
+    static struct flight f, switched, rekeyed;
+    static struct quic_hello_reasm st;
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    make_flight(&f, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+    make_flight(&switched, T_V1, dcid_server, sizeof(dcid_server), dcid_a, sizeof(dcid_a),
+                &hello, cuts2, 2);
+    make_flight(&rekeyed, T_V1, dcid_server, sizeof(dcid_server), dcid_server,
+                sizeof(dcid_server), &hello, cuts2, 2);
+
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &f, 0, &h), META_MORE);
+    cr_assert_eq(add(&st, &rekeyed, 1, &h), META_NOT);
+    expect_pq(add(&st, &switched, 1, &h), &h);
+    cr_assert_arr_eq(st.dcid, dcid_a, sizeof(dcid_a)); /* still the original */
+
+    /* A state is keyed only by a packet that authenticates with keys from
+     * its own DCID: a switched-DCID packet seen first is not usable. */
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &switched, 1, &h), META_NOT);
+    cr_assert_eq(st.version, 0);
+    cr_assert_eq(add(&st, &f, 1, &h), META_MORE);
+    expect_pq(add(&st, &f, 0, &h), &h);
+}
+
+/* The first authenticated Initial fixes the version. */
+Test(meta_quic_reasm, version_is_fixed)
+{
+    static struct pb hello;
+    static struct flight f1, f2;
+    static struct quic_hello_reasm st;
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    make_flight(&f1, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+    make_flight(&f2, T_V2, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &f1, 0, &h), META_MORE);
+    cr_assert_eq(add(&st, &f2, 1, &h), META_NOT);
+    expect_pq(add(&st, &f1, 1, &h), &h);
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(add(&st, &f2, 1, &h), META_MORE);
+    cr_assert_eq(add(&st, &f1, 0, &h), META_NOT);
+    expect_pq(add(&st, &f2, 0, &h), &h);
+
+    /* A packet labelled v2 (type bits and version) but protected with the
+     * v1 keys the state holds is not of this connection either. */
+    {
+        static struct pb pl;
+        static uint8_t d[1400];
+        struct tkeys k1;
+        size_t n;
+
+        t_client_keys(T_V1, dcid_a, sizeof(dcid_a), &k1);
+        part_payload(&pl, &hello, cuts2[1], cuts2[2], 0, false);
+        n = t_initial(d, sizeof(d),
+                      &(struct tinit){T_V2, dcid_a, scid_c, sizeof(dcid_a), sizeof(scid_c), 1, 2,
+                                      &k1},
+                      pl.b, pl.n);
+        meta_quic_reasm_init(&st);
+        cr_assert_eq(add(&st, &f1, 0, &h), META_MORE);
+        cr_assert_eq(meta_quic_initial_add(&st, d, n, &h), META_NOT);
+        expect_pq(add(&st, &f1, 1, &h), &h);
+    }
+}
+
+/* Stream offsets at and past META_QUIC_CRYPTO_MAX are ignored; a hello
+ * that ends exactly at the limit is read; one byte more is META_NOT. */
+Test(meta_quic_reasm, offsets_beyond_the_buffer)
+{
+    static struct pb hello, pl;
+    static struct flight f;
+    static struct quic_hello_reasm st;
+    static uint8_t d[1400];
+    struct tls_hello_info h, plain;
+    struct tkeys k;
+    size_t n;
+
+    pq_hello(&hello, 0);
+    make_flight(&f, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts2, 2);
+    t_client_keys(T_V1, dcid_a, sizeof(dcid_a), &k);
+    pl.n = 0;
+    pcrypto(&pl, META_QUIC_CRYPTO_MAX - 10, hello.b, 50); /* straddles the end */
+    pcrypto(&pl, META_QUIC_CRYPTO_MAX, hello.b, 50);
+    pcrypto(&pl, ((uint64_t)1 << 62) - 1, hello.b, 50);
+    pcrypto(&pl, ((uint64_t)1 << 62) - 40, hello.b, 50);
+    pcrypto(&pl, 70000, hello.b, 50);
+    n = t_initial(d, sizeof(d),
+                  &(struct tinit){T_V1, dcid_a, scid_c, sizeof(dcid_a), sizeof(scid_c), 5, 2, &k},
+                  pl.b, pl.n);
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(meta_quic_initial_add(&st, d, n, &h), META_MORE);
+    cr_assert_eq(st.contiguous, 0);
+    cr_assert_eq(add(&st, &f, 1, &h), META_MORE);
+    expect_pq(add(&st, &f, 0, &h), &h);
+
+    /* Exactly at the limit, fed as decrypted payloads of <= 4000 bytes. */
+    pq_hello(&hello, META_QUIC_CRYPTO_MAX - PQ_LEN - 4);
+    cr_assert_eq(hello.n, META_QUIC_CRYPTO_MAX);
+    cr_assert_eq(meta_tls_client_hello(hello.b, hello.n, 'q', &plain, NULL), META_OK);
+    meta_quic_reasm_init(&st);
+    for (size_t off = 0; off < hello.n; off += 4000) {
+        size_t m = hello.n - off < 4000 ? hello.n - off : 4000;
+        pl.n = 0;
+        pcrypto(&pl, off, hello.b + off, m);
+        enum meta_result r = meta__quic_reasm_payload(&st, pl.b, pl.n, &h);
+        cr_assert_eq(r, off + m == hello.n ? META_OK : META_MORE);
+    }
+    cr_assert_str_eq(h.ja4, plain.ja4);
+    cr_assert_str_eq(h.sni, PQ_SNI);
+    /* One byte more: it will never fit. */
+    pq_hello(&hello, META_QUIC_CRYPTO_MAX - PQ_LEN - 3);
+    meta_quic_reasm_init(&st);
+    pl.n = 0;
+    pcrypto(&pl, 0, hello.b, 4000);
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_NOT);
+    cr_assert_eq(st.phase, QUIC_REASM_FAILED);
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_NOT);
+}
+
+/* The decrypted-payload step: frames checked whole before anything is kept;
+ * a stream that does not start a ClientHello fails the state. */
+Test(meta_quic_reasm, payload_step)
+{
+    static struct pb pl;
+    static struct quic_hello_reasm st;
+    struct tls_hello_info h;
+
+    meta_quic_reasm_init(&st);
+    pl.n = 0;
+    pcrypto(&pl, 0, small_hello, 40);
+    pvar(&pl, 0x08); /* STREAM: not allowed in an Initial */
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_NOT);
+    cr_assert_eq(st.contiguous, 0);
+    cr_assert_eq(meta__quic_reasm_payload(&st, NULL, 0, &h), META_NOT);
+    pl.n = 0;
+    ppad(&pl, 30);
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_MORE);
+    pl.n = 0;
+    pcrypto(&pl, 40, small_hello + 40, sizeof(small_hello) - 40);
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_MORE);
+    pl.n = 0;
+    pcrypto(&pl, 0, small_hello, 40);
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_OK);
+    cr_assert_str_eq(h.ja4, SMALL_JA4);
+
+    meta_quic_reasm_init(&st);
+    pl.n = 0;
+    pcrypto(&pl, 0, (const uint8_t *)"\x02\x00\x00\x04", 4); /* a ServerHello type */
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_NOT);
+    cr_assert_eq(st.phase, QUIC_REASM_FAILED);
+    pl.n = 0;
+    pcrypto(&pl, 0, small_hello, sizeof(small_hello));
+    cr_assert_eq(meta__quic_reasm_payload(&st, pl.b, pl.n, &h), META_NOT);
+}
+
+/* Several Initials in one datagram (RFC 9000 §12.2). */
+Test(meta_quic_reasm, coalesced_initials)
+{
+    static struct pb hello, pl;
+    static struct quic_hello_reasm st;
+    static uint8_t d[4000];
+    struct tls_hello_info h;
+    struct tkeys k;
+    size_t n = 0, a_len, b_len;
+
+    pq_hello(&hello, 0);
+    t_client_keys(T_V1, dcid_a, sizeof(dcid_a), &k);
+    part_payload(&pl, &hello, 0, 800, 0, false);
+    a_len = t_initial(d, sizeof(d),
+                      &(struct tinit){T_V1, dcid_a, scid_c, sizeof(dcid_a), sizeof(scid_c), 0, 2,
+                                      &k},
+                      pl.b, pl.n);
+    part_payload(&pl, &hello, 800, PQ_LEN, 0, false);
+    b_len = t_initial(d + a_len, sizeof(d) - a_len,
+                      &(struct tinit){T_V1, dcid_a, scid_c, sizeof(dcid_a), sizeof(scid_c), 1, 2,
+                                      &k},
+                      pl.b, pl.n);
+    n = a_len + b_len;
+
+    expect_pq(meta_quic_initial(d, n, &h), &h);
+    meta_quic_reasm_init(&st);
+    expect_pq(meta_quic_initial_add(&st, d, n, &h), &h);
+    /* Zero padding after them, as some clients fill the datagram. */
+    memset(d + n, 0, 300);
+    expect_pq(meta_quic_initial(d, n + 300, &h), &h);
+    /* The second packet damaged: the first is still used. */
+    d[n - 1] ^= 0x01;
+    cr_assert_eq(meta_quic_initial(d, n, &h), META_MORE);
+    meta_quic_reasm_init(&st);
+    cr_assert_eq(meta_quic_initial_add(&st, d, n, &h), META_MORE);
+    cr_assert_eq(st.contiguous, 800);
+    d[n - 1] ^= 0x01;
+    /* A second packet with another DCID is not looked at (§12.2), even
+     * one the connection's keys would open (as after a DCID switch). */
+    {
+        static uint8_t e[4000];
+        size_t m;
+        memcpy(e, d, a_len);
+        m = t_initial(e + a_len, sizeof(e) - a_len,
+                      &(struct tinit){T_V1, dcid_server, scid_c, sizeof(dcid_server),
+                                      sizeof(scid_c), 1, 2, &k},
+                      pl.b, pl.n);
+        cr_assert_eq(meta_quic_initial(e, a_len + m, &h), META_MORE);
+        /* Alone, in its own datagram, it is used. */
+        meta_quic_reasm_init(&st);
+        cr_assert_eq(meta_quic_initial_add(&st, e, a_len, &h), META_MORE);
+        expect_pq(meta_quic_initial_add(&st, e + a_len, m, &h), &h);
+    }
+    /* A datagram that begins with a 0-RTT packet is not looked into, even
+     * with Initials after it. */
+    {
+        static uint8_t e[4000];
+        memcpy(e, d, a_len);
+        e[0] = (uint8_t)((e[0] & 0xcf) | 0x10); /* v1 long packet type 0b01: 0-RTT */
+        memcpy(e + a_len, d, n);
+        cr_assert_eq(meta_quic_initial(e, a_len + n, &h), META_NOT);
+        meta_quic_reasm_init(&st);
+        cr_assert_eq(meta_quic_initial_add(&st, e, a_len + n, &h), META_NOT);
+        cr_assert_eq(st.version, 0);
+    }
+}
+
+/* Which parts of the state a rejected packet must leave alone. */
+static void expect_same_state(const struct quic_hello_reasm *a, const struct quic_hello_reasm *b)
+{
+    cr_assert_arr_eq(a->have, b->have, sizeof(a->have));
+    cr_assert_eq(a->contiguous, b->contiguous);
+    cr_assert_eq(a->version, b->version);
+    cr_assert_eq(a->phase, b->phase);
+    cr_assert_eq(a->dcid_len, b->dcid_len);
+    cr_assert_arr_eq(a->dcid, b->dcid, sizeof(a->dcid));
+    cr_assert_arr_eq(&a->keys, &b->keys, sizeof(a->keys));
+    for (size_t i = 0; i < a->contiguous; i++)
+        cr_assert_eq(a->crypto[i], b->crypto[i]);
+}
+
+/* Every prefix of every packet, and every byte of it flipped, fed to a
+ * state holding the other packets (and to a fresh one): refused without a
+ * trace, or (never seen) accepted with the same result. The whole packet
+ * afterwards completes the hello. */
+Test(meta_quic_reasm, every_prefix_and_byte_flipped)
+{
+    static struct pb hello;
+    static struct flight f;
+    static struct quic_hello_reasm base, st, fresh;
+    static uint8_t d[1400];
+    struct tls_hello_info h;
+
+    pq_hello(&hello, 0);
+    make_flight(&f, T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts3, 3);
+    meta_quic_reasm_init(&fresh);
+    for (size_t i = 0; i < f.count; i++) {
+        meta_quic_reasm_init(&base);
+        for (size_t j = 0; j < f.count; j++)
+            if (j != i)
+                cr_assert_eq(add(&base, &f, j, &h), META_MORE);
+
+        for (size_t k = 0; k < f.len[i]; k++) {
+            memcpy(d, f.pkt[i], k); /* an exact-size copy would be the same bytes */
+            st = base;
+            cr_assert_eq(meta_quic_initial_add(&st, d, k, &h), META_NOT, "pkt %zu prefix %zu",
+                         i, k);
+            expect_empty(&h);
+            expect_same_state(&st, &base);
+        }
+        for (size_t k = 0; k < f.len[i]; k++) {
+            memcpy(d, f.pkt[i], f.len[i]);
+            d[k] ^= (uint8_t)(1u << (k % 8));
+            st = base;
+            enum meta_result r = meta_quic_initial_add(&st, d, f.len[i], &h);
+            if (r == META_OK) {
+                expect_pq(r, &h);
+            } else {
+                cr_assert_eq(r, META_NOT, "pkt %zu byte %zu", i, k);
+                expect_same_state(&st, &base);
+            }
+            expect_pq(add(&st, &f, i, &h), &h);
+            /* Into a fresh state too: a damaged packet cannot key it. */
+            st = fresh;
+            r = meta_quic_initial_add(&st, d, f.len[i], &h);
+            cr_assert_eq(r, META_NOT, "fresh, pkt %zu byte %zu", i, k);
+            expect_same_state(&st, &fresh);
+        }
+        st = base;
+        expect_pq(add(&st, &f, i, &h), &h);
+    }
+}
+
+/* Deterministic random sequences mixing three flights of the same hello —
+ * this connection's, another connection's, and a v2 one — with damaged and
+ * cut copies. The first flight to authenticate keys the state; from then on
+ * only its packets count, damaged and cut ones never do, and the result
+ * follows from which of its packets were seen. Once OK, it stays OK. */
+Test(meta_quic_reasm, random_sequences)
+{
+    static struct pb hello;
+    static struct flight fl[3];
+    static struct quic_hello_reasm st;
+    static uint8_t d[1400];
+    static const uint32_t fl_version[3] = {T_V1, T_V1, T_V2};
+    struct tls_hello_info h;
+    uint32_t rng = 12345;
+
+    pq_hello(&hello, 0);
+    make_flight(&fl[0], T_V1, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts3, 3);
+    make_flight(&fl[1], T_V1, dcid_b, sizeof(dcid_b), dcid_b, sizeof(dcid_b), &hello, cuts3, 3);
+    make_flight(&fl[2], T_V2, dcid_a, sizeof(dcid_a), dcid_a, sizeof(dcid_a), &hello, cuts3, 3);
+    for (int round = 0; round < 500; round++) {
+        bool seen[3] = {false, false, false}, done = false;
+        int keyed = -1;
+
+        meta_quic_reasm_init(&st);
+        for (int step = 0; step < 10; step++) {
+            enum meta_result r, want;
+            size_t i, fam, kind;
+
+            rng = rng * 1103515245u + 12345u;
+            i = (rng >> 8) % 3;
+            fam = (rng >> 12) % 3;
+            kind = (rng >> 16) % 3;
+            const struct flight *f = &fl[fam];
+            if (kind == 0) { /* intact */
+                r = add(&st, f, i, &h);
+                if (keyed < 0)
+                    keyed = (int)fam;
+                if (keyed == (int)fam)
+                    seen[i] = true;
+                want = done || (keyed == (int)fam && seen[0] && seen[1] && seen[2]) ? META_OK
+                       : keyed == (int)fam                                          ? META_MORE
+                                                                                    : META_NOT;
+            } else if (kind == 1) { /* damaged */
+                memcpy(d, f->pkt[i], f->len[i]);
+                for (int k = 0; k < 1 + (int)((rng >> 20) % 3); k++) {
+                    rng = rng * 1103515245u + 12345u;
+                    d[(rng >> 8) % f->len[i]] ^= (uint8_t)(1u << ((rng >> 4) % 8));
+                }
+                r = meta_quic_initial_add(&st, d, f->len[i], &h);
+                want = done ? META_OK : META_NOT;
+            } else { /* cut */
+                r = meta_quic_initial_add(&st, f->pkt[i], (rng >> 4) % f->len[i], &h);
+                want = done ? META_OK : META_NOT;
+            }
+            cr_assert_eq(r, want, "round %d step %d", round, step);
+            if (r == META_OK) {
+                expect_pq(r, &h);
+                done = true;
+            } else {
+                expect_empty(&h);
+            }
+            cr_assert_eq(st.version, keyed < 0 ? 0 : fl_version[keyed]);
+            cr_assert_eq(st.phase, done ? QUIC_REASM_DONE : QUIC_REASM_COLLECTING);
+        }
+        /* The rest of the keying flight completes it. */
+        for (size_t i = 0; i < 3; i++)
+            (void)add(&st, &fl[keyed < 0 ? 0 : keyed], i, &h);
+        cr_assert_eq(st.phase, QUIC_REASM_DONE);
+        expect_pq(meta_quic_initial_add(&st, NULL, 0, &h), &h);
+    }
 }
