@@ -5,6 +5,7 @@
 #include "decode.h"
 #include "err.h"
 #include "flowtab.h"
+#include "keep.h"
 #include "limits.h"
 #include "log.h"
 #include "output.h"
@@ -95,6 +96,7 @@ struct agent {
     struct decode_ctx dec;
     struct flowtab *table;
     struct pipeline *pipe; /* to the flow thread, which owns the table while it runs */
+    struct keep_filter *keep; /* which payload bytes the flow thread needs */
     int dlt;
     uint64_t packets, bytes;
     int64_t first_ts, last_ts;
@@ -156,8 +158,10 @@ static void on_packet(void *ctx, int64_t ts_ns, const uint8_t *data, uint32_t ca
         a->first_ts = ts_ns;
     a->last_ts = ts_ns;
     if (decode_packet(&a->dec, a->dlt, data, caplen, wirelen, ts_ns, &p) == DECODE_OK) {
-        flowtab_prepare(a->table, &p);
-        pipeline_push(a->pipe, &p);
+        uint32_t keep = keep_filter_bytes(a->keep, a->table, &p);
+        if (!p.has_key && pipeline_backlogged(a->pipe))
+            flowtab_prepare(a->table, &p);
+        pipeline_push(a->pipe, &p, keep);
     }
 }
 
@@ -255,7 +259,10 @@ int main(int argc, char **argv)
 
     /* Threads start only now: after the privileges were dropped. */
     agent.pipe = pipeline_start(agent.table, 16u << 20);
-    if (!agent.pipe) {
+    agent.keep = keep_filter_create();
+    if (!agent.pipe || !agent.keep) {
+        pipeline_finish(agent.pipe);
+        keep_filter_destroy(agent.keep);
         log_err("cannot start the flow thread");
         flowtab_destroy(agent.table);
         json_output_close(out, NULL, NULL);
@@ -292,6 +299,7 @@ int main(int argc, char **argv)
     log_debug("threads: capture+decode %.3f s CPU, flows+output %.3f s CPU; %zu bytes per flow-table entry",
              capture_cpu, flow_cpu, flowtab_bytes_per_flow(agent.table));
     flowtab_destroy(agent.table);
+    keep_filter_destroy(agent.keep);
     capture_close(cap);
     cfg_arena_free(arena);
     return status;

@@ -1,7 +1,7 @@
 /* pipeline.c — SPSC byte ring between the capture and flow threads.
  *
  * Entries are variable-length (a header, the decoded packet, the payload
- * bytes), 64-byte aligned so no two threads write one cache line. An entry
+ * bytes kept for inspection), written by the producer only. An entry
  * that does not fit before the end of the ring is preceded by a wrap marker
  * and written at offset 0. Each side keeps a private copy of its position
  * and publishes it every few entries, so the shared cache lines move
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define ENTRY_ALIGN 64u
+#define ENTRY_ALIGN 16u /* entries are only written by the producer: no false sharing to avoid */
 #define PUBLISH_EVERY 32u /* entries between position updates */
 
 enum entry_type { ENTRY_PACKET = 1, ENTRY_TICK, ENTRY_WRAP, ENTRY_END };
@@ -39,6 +39,7 @@ struct pipeline {
     alignas(64) uint64_t p_head;       /* producer's private view */
     uint64_t p_tail_cache;
     unsigned p_unpublished;
+    unsigned p_pushes;                 /* for refreshing p_tail_cache now and then */
 
     alignas(64) uint8_t *ring;
     size_t size; /* a power of two */
@@ -95,8 +96,11 @@ static void *flow_thread(void *arg)
         }
         while (wcount < LOOKAHEAD && ahead != head) {
             struct entry *e = (struct entry *)(pl->ring + (ahead & (pl->size - 1)));
-            if (e->type == ENTRY_PACKET)
+            if (e->type == ENTRY_PACKET) {
+                if (!e->pkt.has_key) /* the capture thread left the key to us */
+                    flowtab_prepare(pl->table, &e->pkt);
                 flowtab_prefetch(pl->table, &e->pkt, 0);
+            }
             window[(wstart + wcount++) % LOOKAHEAD] = ahead;
             ahead += e->size;
         }
@@ -111,11 +115,7 @@ static void *flow_thread(void *arg)
         wstart = (wstart + 1) % LOOKAHEAD;
         wcount--;
         switch (e->type) {
-        case ENTRY_PACKET:
-            if (e->pkt.payload_caplen)
-                e->pkt.payload = (const uint8_t *)(e + 1);
-            flowtab_packet(pl->table, &e->pkt);
-            break;
+        case ENTRY_PACKET: flowtab_packet(pl->table, &e->pkt); break;
         case ENTRY_TICK: flowtab_advance(pl->table, e->tick_ns); break;
         case ENTRY_WRAP: break;
         case ENTRY_END:
@@ -197,16 +197,26 @@ static void commit(struct pipeline *pl, struct entry *e, size_t size)
         pipeline_publish(pl);
 }
 
-void pipeline_push(struct pipeline *pl, const struct pkt *p)
+void pipeline_push(struct pipeline *pl, const struct pkt *p, uint32_t keep)
 {
-    size_t size = entry_size(p->payload_caplen);
+    if (keep > p->payload_caplen)
+        keep = p->payload_caplen;
+    size_t size = entry_size(keep);
     struct entry *e = reserve(pl, size);
     e->type = ENTRY_PACKET;
     e->pkt = *p;
-    if (p->payload_caplen)
-        memcpy(e + 1, p->payload, p->payload_caplen);
-    e->pkt.payload = NULL; /* rebased by the consumer */
+    e->pkt.payload_caplen = keep;
+    e->pkt.payload = keep ? (const uint8_t *)(e + 1) : NULL;
+    if (keep)
+        memcpy(e + 1, p->payload, keep);
     commit(pl, e, size);
+}
+
+bool pipeline_backlogged(struct pipeline *pl)
+{
+    if ((++pl->p_pushes & 255) == 0)
+        pl->p_tail_cache = atomic_load_explicit(&pl->tail, memory_order_acquire);
+    return pl->p_head - pl->p_tail_cache > pl->size / 2;
 }
 
 void pipeline_tick(struct pipeline *pl, int64_t now_ns)

@@ -15,7 +15,9 @@
 #include "flowtab.h"
 #include "packet.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pipeline;
 
@@ -23,8 +25,13 @@ struct pipeline;
  * which owns `table` until pipeline_finish() returns. NULL on failure. */
 struct pipeline *pipeline_start(struct flowtab *table, size_t ring_bytes);
 
-/* Queues a packet (copying p and its captured payload); waits while the ring is full. */
-void pipeline_push(struct pipeline *pl, const struct pkt *p);
+/* Queues a packet (copying p and the first `keep` bytes of its captured
+ * payload, see keep.h); waits while the ring is full. */
+void pipeline_push(struct pipeline *pl, const struct pkt *p, uint32_t keep);
+
+/* Is the flow thread behind (the ring more than half full)? The capture
+ * thread then takes on work the flow thread would otherwise do. */
+bool pipeline_backlogged(struct pipeline *pl);
 
 /* Queues a clock tick for an idle live link. */
 void pipeline_tick(struct pipeline *pl, int64_t now_ns);
