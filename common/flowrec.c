@@ -58,23 +58,23 @@ size_t flowrec_to_json(const struct flow_record *r, char *buf, size_t len)
     if (r->agent[0])
         json_key_str(&w, "agent", r->agent);
     json_key_bool(&w, "final", r->final);
-    json_key_str(&w, "end_reason", end_reason_name(r->end_reason));
+    json_key_plain(&w, "end_reason", end_reason_name(r->end_reason));
     if (vigil_format_rfc3339(r->start_ns, ts, sizeof ts))
-        json_key_str(&w, "start", ts);
+        json_key_plain(&w, "start", ts);
     if (vigil_format_rfc3339(r->end_ns, ts, sizeof ts))
-        json_key_str(&w, "end", ts);
+        json_key_plain(&w, "end", ts);
     json_key_decimal(&w, "duration", r->end_ns - r->start_ns, 1000000000u, 6);
-    json_key_str(&w, "src_ip", addr_format(&r->src, text));
+    json_key_plain(&w, "src_ip", addr_format(&r->src, text));
     if (r->has_ports)
         json_key_u64(&w, "src_port", r->src_port);
-    json_key_str(&w, "dst_ip", addr_format(&r->dst, text));
+    json_key_plain(&w, "dst_ip", addr_format(&r->dst, text));
     if (r->has_ports)
         json_key_u64(&w, "dst_port", r->dst_port);
     json_key_u64(&w, "proto", r->proto);
     if (r->vlan != VLAN_NONE)
         json_key_u64(&w, "vlan", r->vlan);
     if (r->tunnel != TUNNEL_NONE)
-        json_key_str(&w, "tunnel", tunnel_name(r->tunnel));
+        json_key_plain(&w, "tunnel", tunnel_name(r->tunnel));
     if (r->has_icmp) {
         json_key_u64(&w, "icmp_type", r->icmp_type);
         json_key_u64(&w, "icmp_code", r->icmp_code);
@@ -86,14 +86,14 @@ size_t flowrec_to_json(const struct flow_record *r, char *buf, size_t len)
     if (r->proto == 6) {
         json_key_u64(&w, "tcp_flags_fwd", r->tcp_flags_fwd);
         json_key_u64(&w, "tcp_flags_rev", r->tcp_flags_rev);
-        json_key_str(&w, "state", conn_state_name(r->state));
+        json_key_plain(&w, "state", conn_state_name(r->state));
         if (r->has_rtt)
             json_key_u64(&w, "rtt_us", r->rtt_us);
         json_key_u64(&w, "retrans_fwd", r->retrans_fwd);
         json_key_u64(&w, "retrans_rev", r->retrans_rev);
     }
     if (r->direction != DIR_UNKNOWN)
-        json_key_str(&w, "direction", direction_name(r->direction));
+        json_key_plain(&w, "direction", direction_name(r->direction));
     if (r->app[0])
         json_key_str(&w, "app", r->app);
     if (r->has_dns) {

@@ -4,15 +4,24 @@
 #include <stdio.h>
 #include <string.h>
 
-/* One byte of the buffer is kept for the terminating NUL json_end() writes. */
-static void put(struct json_writer *w, const char *s, size_t n)
+/* Makes room for n more bytes, keeping one for the NUL json_end() writes;
+ * on overflow marks the writer and returns NULL. */
+static char *reserve(struct json_writer *w, size_t n)
 {
     if (w->overflow || n >= w->cap - w->len) {
         w->overflow = true;
-        return;
+        return NULL;
     }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
+    return w->buf + w->len;
+}
+
+static void put(struct json_writer *w, const char *s, size_t n)
+{
+    char *p = reserve(w, n);
+    if (p) {
+        memcpy(p, s, n);
+        w->len += n;
+    }
 }
 
 static void put_ch(struct json_writer *w, char c)
@@ -20,54 +29,72 @@ static void put_ch(struct json_writer *w, char c)
     put(w, &c, 1);
 }
 
-static bool needs_escape(unsigned char c)
-{
-    return c == '"' || c == '\\' || c < 0x20 || c > 0x7e;
-}
-
+/* Writes a quoted, escaped string; reserves for the worst case (every
+ * byte escaped) so the loop writes without further checks. */
 static void put_escaped(struct json_writer *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    put_ch(w, '"');
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && !needs_escape((unsigned char)s[run]))
-            run++;
-        put(w, s + i, run - i); /* plain characters go in one copy */
-        if (run == n)
-            break;
-        unsigned char c = (unsigned char)s[run];
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            put(w, esc, 2);
+    char *p = reserve(w, n * 6 + 2);
+    if (!p)
+        return;
+    char *start = p;
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') {
+            *p++ = (char)c;
+        } else if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
         } else {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            put(w, esc, 6);
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 15];
+            p += 6;
         }
-        i = run + 1;
     }
-    put_ch(w, '"');
+    *p++ = '"';
+    w->len += (size_t)(p - start);
 }
 
-static void put_key(struct json_writer *w, const char *key)
+static void put_key(struct json_writer *w, const char *key, size_t klen)
 {
+    char *p = reserve(w, klen + 4);
+    if (!p)
+        return;
+    char *start = p;
     if (!w->first)
-        put_ch(w, ',');
+        *p++ = ',';
     w->first = false;
-    put_ch(w, '"');
-    put(w, key, strlen(key));
-    put(w, "\":", 2);
+    *p++ = '"';
+    memcpy(p, key, klen);
+    p += klen;
+    *p++ = '"';
+    *p++ = ':';
+    w->len += (size_t)(p - start);
 }
 
+/* Two digits per division: most numbers in a record are short. */
 static void put_u64(struct json_writer *w, uint64_t v)
 {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "6263646566676869707172737475767778798081828384858687888990919293"
+                                "949596979899";
     char tmp[20];
     int i = (int)sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        tmp[--i] = pairs[2 * r + 1];
+        tmp[--i] = pairs[2 * r];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[2 * v + 1];
+        tmp[--i] = pairs[2 * v];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
     put(w, tmp + i, sizeof tmp - (size_t)i);
 }
 
@@ -77,26 +104,35 @@ void json_begin(struct json_writer *w, char *buf, size_t cap)
     put_ch(w, '{');
 }
 
-void json_key_strn(struct json_writer *w, const char *key, const char *val, size_t n)
+void json__key_strn(struct json_writer *w, const char *key, size_t klen, const char *val,
+                    size_t n)
 {
-    put_key(w, key);
+    put_key(w, key, klen);
     put_escaped(w, val, n);
 }
 
-void json_key_str(struct json_writer *w, const char *key, const char *val)
+void json__key_plain(struct json_writer *w, const char *key, size_t klen, const char *val,
+                     size_t n)
 {
-    json_key_strn(w, key, val, strlen(val));
+    put_key(w, key, klen);
+    char *p = reserve(w, n + 2);
+    if (!p)
+        return;
+    p[0] = '"';
+    memcpy(p + 1, val, n);
+    p[n + 1] = '"';
+    w->len += n + 2;
 }
 
-void json_key_u64(struct json_writer *w, const char *key, uint64_t val)
+void json__key_u64(struct json_writer *w, const char *key, size_t klen, uint64_t val)
 {
-    put_key(w, key);
+    put_key(w, key, klen);
     put_u64(w, val);
 }
 
-void json_key_i64(struct json_writer *w, const char *key, int64_t val)
+void json__key_i64(struct json_writer *w, const char *key, size_t klen, int64_t val)
 {
-    put_key(w, key);
+    put_key(w, key, klen);
     if (val < 0) {
         put_ch(w, '-');
         put_u64(w, (uint64_t)0 - (uint64_t)val);
@@ -105,9 +141,9 @@ void json_key_i64(struct json_writer *w, const char *key, int64_t val)
     }
 }
 
-void json_key_bool(struct json_writer *w, const char *key, bool val)
+void json__key_bool(struct json_writer *w, const char *key, size_t klen, bool val)
 {
-    put_key(w, key);
+    put_key(w, key, klen);
     if (val)
         put(w, "true", 4);
     else
@@ -115,10 +151,10 @@ void json_key_bool(struct json_writer *w, const char *key, bool val)
 }
 
 
-void json_key_decimal(struct json_writer *w, const char *key, int64_t val, uint64_t scale,
-                      int decimals)
+void json__key_decimal(struct json_writer *w, const char *key, size_t klen, int64_t val,
+                       uint64_t scale, int decimals)
 {
-    put_key(w, key);
+    put_key(w, key, klen);
     uint64_t mag = val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val;
     if (val < 0)
         put_ch(w, '-');
@@ -135,9 +171,9 @@ void json_key_decimal(struct json_writer *w, const char *key, int64_t val, uint6
     }
 }
 
-void json_key_raw(struct json_writer *w, const char *key, const char *raw)
+void json__key_raw(struct json_writer *w, const char *key, size_t klen, const char *raw)
 {
-    put_key(w, key);
+    put_key(w, key, klen);
     put(w, raw, strlen(raw));
 }
 
