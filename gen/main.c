@@ -8,7 +8,7 @@
  * comes from --seed, and the start time is fixed unless --start is given
  * (never the wall clock). A summary goes to stderr. */
 #include "profile.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "pcapout.h"
 #include "session.h"
 #include "stream.h"

@@ -751,6 +751,7 @@ size_t sess_emit(struct session *s, uint8_t *frame, int64_t *ts, struct truth_wr
         }
     } else if (e->proto == 17) {
         uint8_t *pl = frame + pkt_payload_offset(e, &h);
+        /* Every datagram fits a 1500-byte MTU even over IPv6 (40 + 8 bytes of headers). */
         size_t cap = PKT_FRAME_MAX - pkt_payload_offset(e, &h) - 64;
         if (cap > 1500 - 48)
             cap = 1500 - 48;

@@ -1,11 +1,11 @@
-/* sched.h — the scheduler: open sessions in a binary min-heap keyed by the
+/* scheduler.h — the scheduler: open sessions in a binary min-heap keyed by the
  * time of their next packet (ties broken by spawn order, so the output never
  * depends on heap internals), plus the slab the sessions live in.
  *
  * Memory is bounded by the number of sessions open at once, not by the size
  * of the capture: a finished session's slot goes back on a free list. */
-#ifndef VIGIL_GEN_SCHED_H
-#define VIGIL_GEN_SCHED_H
+#ifndef VIGIL_GEN_SCHEDULER_H
+#define VIGIL_GEN_SCHEDULER_H
 
 #include "session.h"
 

@@ -1,5 +1,5 @@
-/* sched.c — binary min-heap of sessions and their slab allocator. */
-#include "sched.h"
+/* scheduler.c — binary min-heap of sessions and their slab allocator. */
+#include "scheduler.h"
 
 #include "err.h"
 
