@@ -12,7 +12,6 @@
 #include "log.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -31,6 +30,18 @@ struct entry {
     struct pkt pkt; /* payload bytes follow the entry header */
 };
 
+/* A side with nothing to do spins a little, then sleeps on a condition
+ * variable after announcing it; the other side wakes it when it publishes.
+ * The announcement and the position are both sequentially consistent, so
+ * either the sleeper sees the new position or the publisher sees the
+ * sleeper (a timed wait backs this up). An idle live agent thus sleeps
+ * instead of polling. */
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic int sleeping;
+};
+
 struct pipeline {
     /* shared, each on its own cache line */
     alignas(64) _Atomic uint64_t head; /* bytes ever written (producer) */
@@ -40,6 +51,9 @@ struct pipeline {
     uint64_t p_tail_cache;
     unsigned p_unpublished;
     unsigned p_pushes;                 /* for refreshing p_tail_cache now and then */
+
+    alignas(64) struct waiter consumer_waits; /* the flow thread, ring empty */
+    struct waiter producer_waits;             /* the capture thread, ring full */
 
     alignas(64) uint8_t *ring;
     size_t size; /* a power of two */
@@ -55,14 +69,63 @@ static double thread_cpu_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void pause_briefly(unsigned *spins)
+#define SPIN_ROUNDS 256
+
+static void cpu_relax(void)
 {
-    if (++*spins < 64) {
-        sched_yield();
-        return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until *pos differs from `seen` (the other side moved). */
+static uint64_t wait_move(struct waiter *w, _Atomic uint64_t *pos, uint64_t seen,
+                          bool (*enough)(uint64_t now, uint64_t seen, const struct pipeline *pl),
+                          const struct pipeline *pl)
+{
+    uint64_t now;
+    for (unsigned i = 0; i < SPIN_ROUNDS; i++) {
+        now = atomic_load_explicit(pos, memory_order_acquire);
+        if (enough(now, seen, pl))
+            return now;
+        cpu_relax();
     }
-    struct timespec ts = {0, 200 * 1000}; /* 200 µs: idle without burning a core */
-    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&w->mu);
+    atomic_store(&w->sleeping, 1);
+    while (!enough(now = atomic_load(pos), seen, pl)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    }
+    atomic_store(&w->sleeping, 0);
+    pthread_mutex_unlock(&w->mu);
+    return now;
+}
+
+static void wake(struct waiter *w)
+{
+    if (atomic_load(&w->sleeping)) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static bool head_moved(uint64_t now, uint64_t seen, const struct pipeline *pl)
+{
+    (void)pl;
+    return now != seen;
+}
+
+static void publish_tail(struct pipeline *pl, uint64_t tail)
+{
+    atomic_store(&pl->tail, tail);
+    wake(&pl->producer_waits);
 }
 
 static size_t entry_size(size_t payload)
@@ -87,12 +150,10 @@ static void *flow_thread(void *arg)
     for (;;) {
         if (wcount == 0 && ahead == head) {
             if (unpublished) {
-                atomic_store_explicit(&pl->tail, tail, memory_order_release);
+                publish_tail(pl, tail);
                 unpublished = 0;
             }
-            unsigned spins = 0;
-            while ((head = atomic_load_explicit(&pl->head, memory_order_acquire)) == ahead)
-                pause_briefly(&spins);
+            head = wait_move(&pl->consumer_waits, &pl->head, ahead, head_moved, pl);
         }
         while (wcount < LOOKAHEAD && ahead != head) {
             struct entry *e = (struct entry *)(pl->ring + (ahead & (pl->size - 1)));
@@ -120,13 +181,13 @@ static void *flow_thread(void *arg)
         case ENTRY_WRAP: break;
         case ENTRY_END:
             pl->flow_cpu_s = thread_cpu_seconds();
-            atomic_store_explicit(&pl->tail, tail + e->size, memory_order_release);
+            publish_tail(pl, tail + e->size);
             return NULL;
         default: log_err("pipeline: corrupt ring entry type %u", e->type); abort();
         }
         tail += e->size;
         if (++unpublished >= PUBLISH_EVERY) {
-            atomic_store_explicit(&pl->tail, tail, memory_order_release);
+            publish_tail(pl, tail);
             unpublished = 0;
         }
     }
@@ -143,6 +204,10 @@ struct pipeline *pipeline_start(struct flowtab *table, size_t ring_bytes)
         size <<= 1;
     pl->size = size;
     pl->table = table;
+    pthread_mutex_init(&pl->consumer_waits.mu, NULL);
+    pthread_cond_init(&pl->consumer_waits.cv, NULL);
+    pthread_mutex_init(&pl->producer_waits.mu, NULL);
+    pthread_cond_init(&pl->producer_waits.cv, NULL);
     pl->ring = aligned_alloc(ENTRY_ALIGN, size);
     if (!pl->ring) {
         free(pl);
@@ -158,8 +223,16 @@ struct pipeline *pipeline_start(struct flowtab *table, size_t ring_bytes)
 
 void pipeline_publish(struct pipeline *pl)
 {
-    atomic_store_explicit(&pl->head, pl->p_head, memory_order_release);
+    atomic_store(&pl->head, pl->p_head);
     pl->p_unpublished = 0;
+    wake(&pl->consumer_waits);
+}
+
+/* The ring has room for `total` more bytes once the tail reaches this. */
+static bool room_for(uint64_t tail, uint64_t need_tail, const struct pipeline *pl)
+{
+    (void)pl;
+    return tail >= need_tail;
 }
 
 /* Reserves `need` contiguous bytes, writing a wrap marker if the end of
@@ -171,13 +244,8 @@ static struct entry *reserve(struct pipeline *pl, size_t need)
     size_t total = need <= to_end ? need : need + to_end;
     if (pl->p_head + total - pl->p_tail_cache > pl->size) {
         pipeline_publish(pl); /* let the consumer see all we have before waiting */
-        unsigned spins = 0;
-        for (;;) {
-            pl->p_tail_cache = atomic_load_explicit(&pl->tail, memory_order_acquire);
-            if (pl->p_head + total - pl->p_tail_cache <= pl->size)
-                break;
-            pause_briefly(&spins);
-        }
+        uint64_t need_tail = pl->p_head + total - pl->size;
+        pl->p_tail_cache = wait_move(&pl->producer_waits, &pl->tail, need_tail, room_for, pl);
     }
     if (need > to_end) {
         struct entry *w = (struct entry *)(pl->ring + off);
@@ -240,6 +308,10 @@ double pipeline_finish(struct pipeline *pl)
     pipeline_publish(pl);
     pthread_join(pl->thread, NULL);
     double cpu = pl->flow_cpu_s;
+    pthread_mutex_destroy(&pl->consumer_waits.mu);
+    pthread_cond_destroy(&pl->consumer_waits.cv);
+    pthread_mutex_destroy(&pl->producer_waits.mu);
+    pthread_cond_destroy(&pl->producer_waits.cv);
     free(pl->ring);
     free(pl);
     return cpu;
