@@ -16,7 +16,7 @@
 #include "clock.h"
 #include "fragtab.h"
 #include "hash.h"
-#include "limits.h"
+#include "vigil_limits.h"
 #include "log.h"
 #include "meta.h"
 

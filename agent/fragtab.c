@@ -7,7 +7,7 @@
 
 #include "clock.h"
 #include "hash.h"
-#include "limits.h"
+#include "vigil_limits.h"
 
 #include <stdlib.h>
 #include <string.h>

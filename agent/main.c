@@ -6,7 +6,7 @@
 #include "err.h"
 #include "flowtab.h"
 #include "keep.h"
-#include "limits.h"
+#include "vigil_limits.h"
 #include "log.h"
 #include "output.h"
 #include "pipeline.h"

@@ -1,4 +1,4 @@
-/* limits.h — every fixed bound of vigil in one place, with its reason. */
+/* vigil_limits.h — every fixed bound of vigil in one place, with its reason. */
 #ifndef VIGIL_LIMITS_H
 #define VIGIL_LIMITS_H
 
