@@ -5,12 +5,14 @@
 #include "decode.h"
 #include "err.h"
 #include "flowtab.h"
+#include "export.h"
 #include "keep.h"
 #include "vigil_limits.h"
 #include "log.h"
 #include "output.h"
 #include "pipeline.h"
 #include "privdrop.h"
+#include "transport.h"
 
 #include <stddef.h>
 #include <inttypes.h>
@@ -37,6 +39,14 @@ struct agent_options {
     struct cfg_list local_nets;
     const char *agent_name;
     const char *json_path;
+    const char *aggregator;
+    const char *server_key;
+    const char *key;
+    const char *spool;
+    uint64_t spool_max;
+    bool insecure;
+    uint64_t batch_records;
+    int64_t batch_interval;
     bool quiet, verbose;
 };
 
@@ -74,6 +84,22 @@ static const struct cfg_option agent_option_table[] = {
      "name written into each record", 0},
     {"json", 'j', CFG_STRING, OPT(json_path), NULL, 0, 0, "FILE",
      "write JSON lines, one per flow record ('-' = stdout)", 0},
+    {"aggregator", 'a', CFG_STRING, OPT(aggregator), NULL, 0, 0, "ENDPOINT",
+     "send records to the aggregator at ENDPOINT, e.g. tcp://collector:7400", 0},
+    {"server-key", 0, CFG_STRING, OPT(server_key), NULL, 0, 0, "FILE",
+     "the aggregator's public key (.pub)", 0},
+    {"key", 'k', CFG_STRING, OPT(key), NULL, 0, 0, "FILE",
+     "this agent's key pair (.key, mode 0600); its name is the agent's name", 0},
+    {"spool", 0, CFG_STRING, OPT(spool), "/var/lib/vigil-agent/spool", 0, 0, "DIR",
+     "keep batches here until the aggregator acknowledges them", 0},
+    {"spool-max", 0, CFG_BYTES, OPT(spool_max), "1G", 1u << 20, 1ull << 40, "SIZE",
+     "spool bound: past it the oldest batches are dropped (counted, reported)", 0},
+    {"insecure", 0, CFG_BOOL, OPT(insecure), NULL, 0, 0, NULL,
+     "talk to the aggregator over plain TCP, without CurveZMQ", 0},
+    {"batch-records", 0, CFG_UINT, OPT(batch_records), "2000", 1, 65536, "N",
+     "records per batch at most", 0},
+    {"batch-interval", 0, CFG_DURATION, OPT(batch_interval), "1s", 0, 60, "TIME",
+     "a batch leaves at least this often when records wait", 0},
     {"quiet", 'q', CFG_BOOL, OPT(quiet), NULL, 0, 0, NULL,
      "only errors on stderr (the summary is still printed)", 0},
     {"verbose", 'v', CFG_BOOL, OPT(verbose), NULL, 0, 0, NULL, "more detail on stderr", 0},
@@ -94,6 +120,8 @@ static const struct cfg_program agent_program = {
 
 struct agent {
     struct decode_ctx dec;
+    struct capture *cap;
+    struct exporter *exporter;
     struct flowtab *table;
     struct pipeline *pipe; /* to the flow thread, which owns the table while it runs */
     struct keep_filter *keep; /* which payload bytes the flow thread needs */
@@ -105,11 +133,15 @@ struct agent {
 static volatile sig_atomic_t stop_requested;
 static struct capture *running_capture;
 
+static struct exporter *running_exporter;
+
 static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
     capture_break(running_capture);
+    if (running_exporter)
+        export_request_stop(running_exporter);
 }
 
 /* Turns parsed options into the capture and flow-table settings; returns
@@ -121,6 +153,13 @@ static int check_options(const struct agent_options *o, struct capture_config *c
         fprintf(stderr, "vigil-agent: give exactly one of -r FILE or -i IFACE (see --help)\n");
         return EXIT_USAGE;
     }
+    if (o->aggregator && !o->insecure && (!o->server_key || !o->key)) {
+        fprintf(stderr, "vigil-agent: --aggregator needs --server-key and --key "
+                        "(or --insecure for plain TCP)\n");
+        return EXIT_USAGE;
+    }
+    if (!o->aggregator && !o->json_path)
+        log_warn("neither --json nor --aggregator given: only the summary will be printed");
     for (unsigned i = 0; i < o->local_nets.count; i++) {
         if (cidr_set_add(nets, o->local_nets.items[i]) != 0) {
             fprintf(stderr, "vigil-agent: --local-net: '%s' is not a network like 10.0.0.0/8 "
@@ -147,12 +186,15 @@ static int check_options(const struct agent_options *o, struct capture_config *c
     return 0;
 }
 
+static void report_counters(struct agent *a, struct capture *cap, struct exporter *ex);
+
 static void on_packet(void *ctx, int64_t ts_ns, const uint8_t *data, uint32_t caplen,
                       uint32_t wirelen)
 {
     struct agent *a = ctx;
     struct pkt p;
-    a->packets++;
+    if ((++a->packets & 0xffff) == 0)
+        report_counters(a, a->cap, a->exporter);
     a->bytes += wirelen;
     if (a->first_ts == 0)
         a->first_ts = ts_ns;
@@ -168,13 +210,40 @@ static void on_packet(void *ctx, int64_t ts_ns, const uint8_t *data, uint32_t ca
 static void on_idle(void *ctx, int64_t now_ns)
 {
     struct agent *a = ctx;
+    report_counters(a, a->cap, a->exporter);
     pipeline_tick(a->pipe, now_ns);
 }
 
-static void discard_record(void *ctx, const struct flow_record *rec)
+/* Where records go: a JSON file, the aggregator, both, or nowhere. */
+struct sinks {
+    struct json_output *json;
+    struct exporter *exporter;
+};
+
+static void emit_record(void *ctx, const struct flow_record *rec)
 {
-    (void)ctx;
-    (void)rec;
+    struct sinks *s = ctx;
+    if (s->json)
+        json_output_emit(s->json, rec);
+    if (s->exporter)
+        export_emit(s->exporter, rec);
+}
+
+/* The agent's own totals, sent with each batch. */
+static void report_counters(struct agent *a, struct capture *cap, struct exporter *ex)
+{
+    if (!ex)
+        return;
+    struct capture_stats cs;
+    capture_get_stats(cap, &cs);
+    struct batch_counters c = {
+        .packets = a->packets,
+        .bytes = a->bytes,
+        .decode_errors = decode_errors_total(&a->dec.stats),
+        .capture_drops = cs.dropped,
+        .interface_drops = cs.ifdropped,
+    };
+    export_update_counters(ex, &c);
 }
 
 static void print_summary(const struct agent *a, const struct capture_stats *cs,
@@ -198,6 +267,33 @@ static void print_summary(const struct agent *a, const struct capture_stats *cs,
     }
 }
 
+/* Loads the keys while still root (they are readable by root only). */
+static int load_keys(const struct agent_options *o, struct keypair *kp,
+                     char server_pub[KEY_Z85_LEN + 1])
+{
+    char err[256];
+    if (key_load_pair(o->key, kp, err, sizeof err) != 0 ||
+        key_load_public(o->server_key, server_pub, err, sizeof err) != 0) {
+        log_err("%s", err);
+        return VIGIL_EINVAL;
+    }
+    return 0;
+}
+
+/* The agent's name: --agent-name, else the name of its key file. */
+static const char *agent_name_of(const struct agent_options *o, char *buf, size_t len)
+{
+    if (o->agent_name || !o->key)
+        return o->agent_name;
+    const char *base = strrchr(o->key, '/');
+    base = base ? base + 1 : o->key;
+    snprintf(buf, len, "%s", base);
+    char *dot = strrchr(buf, '.');
+    if (dot && strcmp(dot, ".key") == 0)
+        *dot = '\0';
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     struct agent_options opt = {0};
@@ -206,8 +302,12 @@ int main(int argc, char **argv)
     struct flowtab_config tabcfg;
     struct cidr_set nets = {0};
     struct cfg_arena *arena = NULL;
+    struct sinks sinks = {0};
+    struct keypair keys;
+    char server_pub[KEY_Z85_LEN + 1] = "";
+    char name_buf[KEY_NAME_MAX + 8];
     char errbuf[CAPTURE_ERRBUF_SIZE] = "";
-    int status = EXIT_SUCCESS;
+    int status = EXIT_FAILURE;
 
     log_set_ident("vigil-agent");
     switch (cfg_load(&agent_program, &opt, argc, argv, &arena)) {
@@ -220,87 +320,135 @@ int main(int argc, char **argv)
     if (opt.verbose)
         vigil_log_level = LOG_LVL_DEBUG;
     if (check_options(&opt, &capcfg, &tabcfg, &nets) != 0) {
-        cfg_arena_free(arena);
-        return EXIT_USAGE;
+        status = EXIT_USAGE;
+        goto done;
     }
+    const char *name = agent_name_of(&opt, name_buf, sizeof name_buf);
+    tabcfg.agent_name = name;
+    if (opt.aggregator && !opt.insecure && load_keys(&opt, &keys, server_pub) != 0)
+        goto done;
 
-    struct capture *cap = capture_open(&capcfg, errbuf);
-    if (!cap) {
+    agent.cap = capture_open(&capcfg, errbuf);
+    if (!agent.cap) {
         log_err("%s", errbuf);
-        return EXIT_FAILURE;
+        goto done;
     }
-    agent.dlt = capture_datalink(cap);
-    if (!decode_link_supported(agent.dlt))
+    agent.dlt = capture_datalink(agent.cap);
+    if (!decode_link_supported(agent.dlt)) {
+        const char *lt = pcap_datalink_val_to_name(agent.dlt);
         log_warn("link type %d (%s) is not supported: its packets are counted as decode errors",
-                 agent.dlt, pcap_datalink_val_to_name(agent.dlt) ? pcap_datalink_val_to_name(agent.dlt) : "unknown");
-
-    if (opt.user && privdrop_to_user(opt.user) != 0) {
-        cfg_arena_free(arena);
-        capture_close(cap);
-        return EXIT_FAILURE;
+                 agent.dlt, lt ? lt : "unknown");
     }
+    if (opt.user && privdrop_to_user(opt.user) != 0)
+        goto done;
 
-    struct json_output *out = NULL;
     if (opt.json_path) {
-        out = json_output_open(opt.json_path);
-        if (!out) {
+        sinks.json = json_output_open(opt.json_path);
+        if (!sinks.json) {
             log_err("cannot write %s: %s", opt.json_path, strerror(errno));
-            capture_close(cap);
-            return EXIT_FAILURE;
+            goto done;
         }
     }
-    agent.table = flowtab_create(&tabcfg, out ? json_output_emit : discard_record, out);
+    if (opt.aggregator) {
+        struct export_config ec;
+        char err[512];
+        export_config_defaults(&ec);
+        ec.endpoint = opt.aggregator;
+        ec.insecure = opt.insecure;
+        ec.server_public_z85 = opt.insecure ? NULL : server_pub;
+        ec.client = opt.insecure ? NULL : &keys;
+        ec.agent_name = name;
+        ec.spool_dir = opt.spool;
+        ec.spool_max_bytes = opt.spool_max;
+        ec.batch_records = (uint32_t)opt.batch_records;
+        ec.batch_ms = (uint32_t)(opt.batch_interval / NS_PER_MS);
+        if (ec.batch_ms == 0)
+            ec.batch_ms = 1;
+        sinks.exporter = export_create(&ec, err, sizeof err);
+        explicit_bzero(&keys, sizeof keys);
+        if (!sinks.exporter) {
+            log_err("%s", err);
+            goto done;
+        }
+        agent.exporter = sinks.exporter;
+    }
+    agent.table = flowtab_create(&tabcfg, emit_record, &sinks);
     if (!agent.table) {
         log_err("cannot create the flow table (%u flows): out of memory?", tabcfg.max_flows);
-        json_output_close(out, NULL, NULL);
-        capture_close(cap);
-        return EXIT_FAILURE;
+        goto done;
     }
 
     /* Threads start only now: after the privileges were dropped. */
-    agent.pipe = pipeline_start(agent.table, 16u << 20);
+    if (sinks.exporter) {
+        export_attach_flowtab(sinks.exporter, agent.table);
+        if (export_start(sinks.exporter) != 0) {
+            log_err("cannot start the exporter thread");
+            goto done;
+        }
+        report_counters(&agent, agent.cap, sinks.exporter);
+    }
     agent.keep = keep_filter_create();
+    agent.pipe = pipeline_start(agent.table, 16u << 20);
     if (!agent.pipe || !agent.keep) {
-        pipeline_finish(agent.pipe);
-        keep_filter_destroy(agent.keep);
         log_err("cannot start the flow thread");
-        flowtab_destroy(agent.table);
-        json_output_close(out, NULL, NULL);
-        capture_close(cap);
-        return EXIT_FAILURE;
+        goto done;
     }
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
-    running_capture = cap;
+    running_capture = agent.cap;
+    running_exporter = sinks.exporter;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    status = EXIT_SUCCESS;
     int64_t t0 = vigil_monotonic_ns();
-    if (capture_run(cap, &stop_requested, on_packet, on_idle, &agent, errbuf) != 0) {
+    if (capture_run(agent.cap, &stop_requested, on_packet, on_idle, &agent, errbuf) != 0) {
         log_err("reading %s stopped: %s", opt.read_file ? opt.read_file : opt.interface, errbuf);
         status = EXIT_FAILURE;
     }
     double capture_cpu = pipeline_caller_cpu_seconds();
     double flow_cpu = pipeline_finish(agent.pipe);
+    agent.pipe = NULL;
     double elapsed = (double)(vigil_monotonic_ns() - t0) / 1e9;
     running_capture = NULL;
 
     struct capture_stats cs;
-    capture_get_stats(cap, &cs);
+    capture_get_stats(agent.cap, &cs);
+    report_counters(&agent, agent.cap, sinks.exporter);
     flowtab_flush(agent.table, END_SHUTDOWN);
     struct flowtab_stats ts;
     flowtab_get_stats(agent.table, &ts);
     uint64_t written = ts.records_emitted, lost = 0;
-    if (out && json_output_close(out, &written, &lost) != 0)
+    if (sinks.json && json_output_close(sinks.json, &written, &lost) != 0)
         status = EXIT_FAILURE;
+    sinks.json = NULL;
+    if (sinks.exporter) {
+        int rc = export_stop(sinks.exporter, EXPORT_DEFAULT_STOP_GRACE_MS);
+        struct export_stats es;
+        export_get_stats(sinks.exporter, &es);
+        lost += es.records_lost;
+        if (rc == VIGIL_EAGAIN)
+            log_info("the aggregator has not acknowledged everything yet: the rest waits in "
+                     "%s for the next start", opt.spool);
+        else if (rc != 0)
+            status = EXIT_FAILURE;
+        if (!opt.json_path)
+            written = es.records_in;
+    }
     print_summary(&agent, &cs, &ts, written, lost, elapsed);
-    log_debug("threads: capture+decode %.3f s CPU, flows+output %.3f s CPU; %zu bytes per flow-table entry",
-             capture_cpu, flow_cpu, flowtab_bytes_per_flow(agent.table));
+    log_debug("threads: capture+decode %.3f s CPU, flows+output %.3f s CPU; %zu bytes per "
+              "flow-table entry",
+              capture_cpu, flow_cpu, flowtab_bytes_per_flow(agent.table));
+done:
+    running_exporter = NULL;
+    pipeline_finish(agent.pipe);
+    export_destroy(sinks.exporter);
+    json_output_close(sinks.json, NULL, NULL);
     flowtab_destroy(agent.table);
     keep_filter_destroy(agent.keep);
-    capture_close(cap);
+    capture_close(agent.cap);
     cfg_arena_free(arena);
     return status;
 }
