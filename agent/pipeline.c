@@ -244,7 +244,9 @@ static struct entry *reserve(struct pipeline *pl, size_t need)
     size_t total = need <= to_end ? need : need + to_end;
     if (pl->p_head + total - pl->p_tail_cache > pl->size) {
         pipeline_publish(pl); /* let the consumer see all we have before waiting */
-        uint64_t need_tail = pl->p_head + total - pl->size;
+        /* wait for a quarter of the ring, not just this entry, so the two
+         * threads do not wake each other for every few entries */
+        uint64_t need_tail = pl->p_head + total + pl->size / 4 - pl->size;
         pl->p_tail_cache = wait_move(&pl->producer_waits, &pl->tail, need_tail, room_for, pl);
     }
     if (need > to_end) {
