@@ -55,6 +55,7 @@ struct dstate {
 };
 
 static enum decode_result decode_ethertype(struct dstate *st, uint16_t type);
+static enum decode_result decode_snap(struct dstate *st);
 static enum decode_result decode_ip(struct dstate *st, int want_version);
 static enum decode_result decode_ethernet(struct dstate *st);
 
@@ -68,6 +69,12 @@ static enum decode_result fail(struct dstate *st, enum decode_error e)
 static void advance(struct dstate *st, size_t n)
 {
     st->c.p += n;
+    st->wire = st->wire >= n ? st->wire - n : 0;
+}
+
+/* Accounts n bytes that were read through the cursor as used on the wire. */
+static void wire_used(struct dstate *st, size_t n)
+{
     st->wire = st->wire >= n ? st->wire - n : 0;
 }
 
@@ -280,7 +287,7 @@ static enum decode_result decode_gre(struct dstate *st)
     } else {
         return fail(st, DEC_ERR_SHORT_LINK);
     }
-    st->wire = st->wire >= 4 ? st->wire - 4 : 0;
+    wire_used(st, 4);
     if (!skip_link(st, opt))
         return fail(st, DEC_ERR_SHORT_LINK);
 
@@ -314,7 +321,7 @@ static enum decode_result decode_gre(struct dstate *st)
         } else if (!cur_be16(&st->c, &pp)) {
             return fail(st, DEC_ERR_SHORT_LINK);
         } else {
-            st->wire = st->wire >= 2 ? st->wire - 2 : 0;
+            wire_used(st, 2);
         }
         if (pp == PPP_IPV4 || pp == PPP_IPV6)
             return decode_ip_any(st);
@@ -327,7 +334,7 @@ static enum decode_result decode_gre(struct dstate *st)
         uint8_t len;
         if (!cur_be16(&st->c, &inner) || !cur_skip(&st->c, 1) || !cur_u8(&st->c, &len))
             return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 4 ? st->wire - 4 : 0;
+        wire_used(st, 4);
         if (!skip_link(st, (size_t)len * 4))
             return fail(st, DEC_ERR_SHORT_LINK);
         return decode_ethertype(st, inner);
@@ -388,7 +395,7 @@ static enum decode_result decode_mpls(struct dstate *st)
         uint32_t entry;
         if (i >= 16 || !cur_be32(&st->c, &entry))
             return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 4 ? st->wire - 4 : 0;
+        wire_used(st, 4);
         if (entry & 0x100)
             break;
     }
@@ -631,7 +638,7 @@ static enum decode_result decode_pppoe(struct dstate *st)
     uint16_t proto;
     if (!skip_link(st, 6) || !cur_be16(&st->c, &proto))
         return fail(st, DEC_ERR_SHORT_LINK);
-    st->wire = st->wire >= 2 ? st->wire - 2 : 0;
+    wire_used(st, 2);
     if (proto == PPP_IPV4)
         return decode_ip(st, 4);
     if (proto == PPP_IPV6)
@@ -657,7 +664,7 @@ static enum decode_result decode_ethertype(struct dstate *st, uint16_t type)
                 return fail(st, DEC_ERR_TOO_DEEP);
             if (!cur_be16(&st->c, &tci) || !cur_be16(&st->c, &type))
                 return fail(st, DEC_ERR_SHORT_LINK);
-            st->wire = st->wire >= 4 ? st->wire - 4 : 0;
+            wire_used(st, 4);
             if (st->out->vlan == VLAN_NONE)
                 st->out->vlan = tci & 0x0fff;
             continue;
@@ -687,18 +694,23 @@ static enum decode_result decode_ethertype(struct dstate *st, uint16_t type)
 static enum decode_result decode_llc(struct dstate *st)
 {
     uint8_t dsap, ssap, ctl;
-    uint16_t type;
     if (!cur_u8(&st->c, &dsap) || !cur_u8(&st->c, &ssap) || !cur_u8(&st->c, &ctl))
         return fail(st, DEC_ERR_SHORT_LINK);
-    st->wire = st->wire >= 3 ? st->wire - 3 : 0;
-    if (dsap == 0xaa && ssap == 0xaa && ctl == 0x03) {
-        if (!cur_skip(&st->c, 3) || !cur_be16(&st->c, &type))
-            return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 5 ? st->wire - 5 : 0;
-        return decode_ethertype(st, type);
-    }
+    wire_used(st, 3);
+    if (dsap == 0xaa && ssap == 0xaa && ctl == 0x03)
+        return decode_snap(st);
     st->ctx->stats.not_ip++;
     return DECODE_NOT_IP;
+}
+
+/* SNAP (RFC 1042): an OUI, then an EtherType. */
+static enum decode_result decode_snap(struct dstate *st)
+{
+    uint16_t type;
+    if (!cur_skip(&st->c, 3) || !cur_be16(&st->c, &type))
+        return fail(st, DEC_ERR_SHORT_LINK);
+    wire_used(st, 5);
+    return decode_ethertype(st, type);
 }
 
 /* Ethernet II / IEEE 802.3: a type field below 0x0600 is a length. */
@@ -707,7 +719,7 @@ static enum decode_result decode_ethernet(struct dstate *st)
     uint16_t type;
     if (!cur_skip(&st->c, 12) || !cur_be16(&st->c, &type))
         return fail(st, DEC_ERR_SHORT_LINK);
-    st->wire = st->wire >= 14 ? st->wire - 14 : 0;
+    wire_used(st, 14);
     if (type < 0x0600)
         return decode_llc(st);
     return decode_ethertype(st, type);
@@ -721,7 +733,7 @@ static enum decode_result decode_null(struct dstate *st, bool network_order)
     bool ok = network_order ? cur_be32(&st->c, &af) : cur_le32(&st->c, &af);
     if (!ok)
         return fail(st, DEC_ERR_SHORT_LINK);
-    st->wire = st->wire >= 4 ? st->wire - 4 : 0;
+    wire_used(st, 4);
     if (!network_order && af > 0xffff)
         af = __builtin_bswap32(af);
     if (af == 2)
@@ -748,7 +760,7 @@ static enum decode_result decode_ppp(struct dstate *st)
     } else {
         if (!cur_be16(&st->c, &proto))
             return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 2 ? st->wire - 2 : 0;
+        wire_used(st, 2);
     }
     if (proto == PPP_IPV4)
         return decode_ip(st, 4);
@@ -771,7 +783,7 @@ static enum decode_result decode_frelay(struct dstate *st)
     if (b != 0x03) {
         if (!cur_be16(&st->c, &type))
             return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 2 ? st->wire - 2 : 0;
+        wire_used(st, 2);
         return decode_ethertype(st, type);
     }
     advance(st, 1);
@@ -779,17 +791,13 @@ static enum decode_result decode_frelay(struct dstate *st)
         advance(st, 1); /* optional pad */
     if (!cur_u8(&st->c, &b))
         return fail(st, DEC_ERR_SHORT_LINK);
-    st->wire = st->wire >= 1 ? st->wire - 1 : 0;
+    wire_used(st, 1);
     if (b == 0xcc)
         return decode_ip(st, 4);
     if (b == 0x8e)
         return decode_ip(st, 6);
-    if (b == 0x80) { /* SNAP: OUI, then an EtherType */
-        if (!cur_skip(&st->c, 3) || !cur_be16(&st->c, &type))
-            return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 5 ? st->wire - 5 : 0;
-        return decode_ethertype(st, type);
-    }
+    if (b == 0x80)
+        return decode_snap(st);
     st->ctx->stats.not_ip++;
     return DECODE_NOT_IP;
 }
@@ -851,7 +859,7 @@ static enum decode_result decode_ipoib(struct dstate *st)
     uint16_t type;
     if (!cur_skip(&st->c, 40) || !cur_be16(&st->c, &type) || !cur_skip(&st->c, 2))
         return fail(st, DEC_ERR_SHORT_LINK);
-    st->wire = st->wire >= 44 ? st->wire - 44 : 0;
+    wire_used(st, 44);
     return decode_ethertype(st, type);
 }
 
@@ -886,7 +894,7 @@ static enum decode_result decode_link(struct dstate *st, int dlt, bool allow_pkt
         uint16_t type;
         if (!cur_skip(&st->c, 2) || !cur_be16(&st->c, &type))
             return fail(st, DEC_ERR_SHORT_LINK);
-        st->wire = st->wire >= 4 ? st->wire - 4 : 0;
+        wire_used(st, 4);
         return decode_ethertype(st, type);
     }
     case DLT_FRELAY: return decode_frelay(st);
