@@ -26,6 +26,7 @@ struct capture {
     char *file_buf; /* stdio buffer of an offline capture; freed after pcap_close */
     void *map;      /* a mapped capture file, unmapped after pcap_close */
     size_t map_len;
+    size_t map_released; /* bytes from the start already given back */
 };
 
 #define CAPTURE_FILE_BUF (1u << 20)
@@ -169,6 +170,23 @@ static void dispatch_cb(u_char *user, const struct pcap_pkthdr *h, const u_char 
     cap->on_packet(cap->ctx, ts, bytes, h->caplen, h->len);
 }
 
+/* Unmaps what libpcap has read of a mapped file: the pages stay in the
+ * page cache, but no longer count in the agent's resident memory. */
+static void release_read_pages(struct capture *cap)
+{
+    if (!cap->map)
+        return;
+    long pos = ftell(pcap_file(cap->pcap));
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (pos <= 0 || (size_t)pos > cap->map_len)
+        return;
+    size_t upto = (size_t)pos & ~(page - 1);
+    if (upto >= cap->map_released + (64u << 20)) {
+        madvise((char *)cap->map + cap->map_released, upto - cap->map_released, MADV_DONTNEED);
+        cap->map_released = upto;
+    }
+}
+
 int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet_fn on_packet,
                 capture_idle_fn on_idle, void *ctx, char *errbuf)
 {
@@ -186,6 +204,7 @@ int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet
         if (!cap->live) {
             if (n == 0)
                 break; /* end of file */
+            release_read_pages(cap);
             continue;
         }
         if (n == 0 && on_idle)
