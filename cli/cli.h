@@ -1,0 +1,103 @@
+/* cli.h — the analyst's command-line tool `vigil`: what its command files
+ * share (commands, the request/answer exchange, output, time parsing).
+ *
+ * One file per command group: keygen.c (key pairs), query_cmds.c (agents,
+ * flows, top), output.c (table, JSON Lines, CSV), client.c (one request to
+ * the aggregator and its answer, with a deadline), main.c (dispatch).
+ *
+ * Exit status everywhere: 0 success, 1 failure (the aggregator refused,
+ * did not answer, a file could not be read), 2 a wrong command line. */
+#ifndef VIGIL_CLI_H
+#define VIGIL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vigil.pb-c.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+/* ---- commands: argv[0] is the command name ------------------------------ */
+int cmd_keygen(int argc, char **argv);
+int cmd_agents(int argc, char **argv);
+int cmd_flows(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+
+/* The config file query commands read when --config is not given:
+ * $XDG_CONFIG_HOME/vigil/cli.conf (else ~/.config/vigil/cli.conf) when it
+ * is readable, else /etc/vigil/cli.conf. Returns a static buffer. */
+const char *cli_default_config(void);
+
+/* ---- client.c -------------------------------------------------------------- */
+
+struct client_options {
+    const char *connect;    /* the aggregator's endpoint */
+    const char *key;        /* this analyst's NAME.key; unused when insecure */
+    const char *server_key; /* the aggregator's .pub; unused when insecure */
+    bool insecure;
+    int64_t timeout_ns;     /* for the whole exchange: connect, send, answer */
+};
+
+struct query_arg {
+    const char *key, *value; /* borrowed */
+};
+
+/* Sends one QueryRequest of `kind` with args and waits for its answer.
+ * On 0, *out (free with envelope_free) holds a validated Envelope whose
+ * body is the QueryResponse (ok or not). Otherwise returns a negative
+ * VIGIL_E* code with a message for people in err: keys that cannot be read,
+ * the handshake refused (our key is in no allow list), or no answer before
+ * the deadline (VIGIL_EAGAIN). */
+int client_query(const struct client_options *o, const char *kind, const struct query_arg *args,
+                 size_t nargs, Vigil__Envelope **out, char *err, size_t errlen);
+
+/* ---- output.c -------------------------------------------------------------- */
+
+enum out_format { OUT_TABLE = 0, OUT_JSON, OUT_CSV };
+
+/* "table", "json" or "csv"; returns 0 or VIGIL_EINVAL. */
+int output_format_parse(const char *text, enum out_format *out);
+
+/* How a column is shown in a table for people (JSON and CSV carry the
+ * exact value whatever the style). */
+enum col_style {
+    COL_PLAIN = 0, /* as sent, left-aligned */
+    COL_NUMBER,    /* right-aligned */
+    COL_BYTES,     /* 1536 -> "1.5 KiB", right-aligned */
+    COL_SHARE,     /* 0.4213 -> "42.1%", right-aligned */
+    COL_AGO,       /* an RFC 3339 time -> "12s ago" */
+    COL_TIME,      /* an RFC 3339 time -> "2026-01-01 00:00:05" */
+};
+
+struct table_column {
+    const char *name;   /* the answer's column */
+    const char *header; /* shown above it */
+    enum col_style style;
+};
+
+/* Writes the answer's rows to fp. In table form only the listed columns
+ * (a {NULL} terminated array; NULL: every column, plain) are shown; JSON
+ * is one object per row per line, with an empty cell left out (absent, as
+ * in the agent's JSON), numbers as numbers and `final` as a boolean; CSV
+ * has a header line and RFC 4180 quoting. Returns 0, or VIGIL_EIO when fp
+ * could not be written. */
+int output_write(FILE *fp, enum out_format f, const Vigil__QueryResponse *r,
+                 const struct table_column *table, int64_t now_ns);
+
+/* ---- times ------------------------------------------------------------------ */
+
+/* Parses an RFC 3339 time ("2026-01-01T00:00:00Z", with optional
+ * fractional seconds and a numeric offset; "2026-01-01" alone is midnight
+ * UTC) into ns since the epoch. Returns 0 or VIGIL_EINVAL. */
+int cli_parse_rfc3339(const char *text, int64_t *ns);
+
+/* Parses a --since/--until value: "all" (the epoch), "now", a duration
+ * back from now ("90s", "1h", "7d"), or an RFC 3339 time. Returns 0 or
+ * VIGIL_EINVAL. */
+int cli_parse_when(const char *text, int64_t now_ns, int64_t *ns);
+
+#endif

@@ -1,0 +1,1685 @@
+/* test_store.c — the aggregator's storage engine: exactness of rollups and
+ * flows against sums computed here independently, exactly-once (duplicates,
+ * crashes by SIGKILL), merging of partial records, map growth, retention,
+ * concurrency with readers, disk full.
+ *
+ * Stores live under /dev/shm when it exists (fsync is then free; durability
+ * against power loss is LMDB's, a SIGKILL only needs the page cache) and are
+ * removed at the end of each test. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "err.h"
+#include "flowcodec.h"
+#include "query.h"
+#include "retention.h"
+#include "store.h"
+#include "store_int.h"
+
+#define T0 INT64_C(1704067200) /* 2024-01-01T00:00:00Z, seconds */
+#define NS(s) ((int64_t)(s) * NS_PER_SEC)
+
+/* ---- scratch directories ------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_dir(char *out, size_t len)
+{
+    struct stat sb;
+    const char *base = stat("/dev/shm", &sb) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                                                    : "/tmp";
+    snprintf(out, len, "%s/vigil-store-XXXXXX", base);
+    cr_assert_not_null(mkdtemp(out));
+}
+
+static struct store_config test_cfg(void)
+{
+    struct store_config c;
+    store_config_defaults(&c);
+    c.map_size = 64u << 20;
+    c.close_grace_ns = NS(60);
+    c.flush_interval_ns = 0;
+    return c;
+}
+
+static struct store *open_store(const char *dir, const struct store_config *cfg)
+{
+    char err[256];
+    struct store *s = store_open(dir, cfg, err, sizeof err);
+    cr_assert_not_null(s, "store_open: %s", err);
+    return s;
+}
+
+/* ---- test records ---------------------------------------------------------- */
+
+struct trec {
+    unsigned agent; /* index into agent_names */
+    uint64_t flow_id;
+    bool final;
+    int end_reason;
+    int64_t start, end; /* ns */
+    uint8_t src[4], dst[4];
+    bool v6;                  /* then the addresses are src6/dst6 */
+    uint8_t src6[16], dst6[16];
+    uint16_t sport, dport;
+    uint8_t proto;
+    const char *app;
+    uint64_t pf, bf, pr, br;
+    const char *sni; /* metadata, on some records only */
+};
+
+static const char *const agent_names[] = {"alpha", "bravo", "charlie"};
+static const char *const apps[] = {"", "dns", "tls", "http", "ssh", "quic"};
+
+/* A small deterministic PRNG (splitmix64). */
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void host_addr(uint8_t out[4], unsigned h)
+{
+    out[0] = 10;
+    out[1] = 0;
+    out[2] = (uint8_t)(h >> 8);
+    out[3] = (uint8_t)(h + 1);
+}
+
+static void to_pb(const struct trec *t, Vigil__FlowRecord *pb)
+{
+    vigil__flow_record__init(pb);
+    pb->flow_id = t->flow_id;
+    pb->final = t->final;
+    pb->end_reason = (Vigil__EndReason)t->end_reason;
+    pb->start_ns = t->start;
+    pb->end_ns = t->end;
+    pb->src_ip.len = t->v6 ? 16 : 4;
+    pb->src_ip.data = (uint8_t *)(t->v6 ? t->src6 : t->src);
+    pb->dst_ip.len = t->v6 ? 16 : 4;
+    pb->dst_ip.data = (uint8_t *)(t->v6 ? t->dst6 : t->dst);
+    pb->has_ports = t->proto == 6 || t->proto == 17;
+    pb->src_port = pb->has_ports ? t->sport : 0;
+    pb->dst_port = pb->has_ports ? t->dport : 0;
+    pb->proto = t->proto;
+    pb->pkts_fwd = t->pf;
+    pb->bytes_fwd = t->bf;
+    pb->pkts_rev = t->pr;
+    pb->bytes_rev = t->br;
+    pb->app = (char *)(t->app ? t->app : "");
+    pb->tls_sni = (char *)(t->sni ? t->sni : "");
+}
+
+/* Applies recs[0..n) as one batch of agent `agent`. */
+static int apply(struct store *s, unsigned agent, uint64_t seq, const struct trec *recs, size_t n,
+                 struct apply_result *res)
+{
+    Vigil__FlowBatch b;
+    Vigil__FlowRecord *pb = calloc(n ? n : 1, sizeof *pb);
+    Vigil__FlowRecord **pp = calloc(n ? n : 1, sizeof *pp);
+    cr_assert(pb && pp);
+    vigil__flow_batch__init(&b);
+    b.agent = (char *)agent_names[agent];
+    b.seq = seq;
+    b.agent_epoch = 7;
+    for (size_t i = 0; i < n; i++) {
+        to_pb(&recs[i], &pb[i]);
+        pp[i] = &pb[i];
+    }
+    b.n_records = n;
+    b.records = pp;
+    int rc = store_apply_batch(s, &b, agent_names[agent], res);
+    free(pb);
+    free(pp);
+    return rc;
+}
+
+static struct trec mkrec(unsigned agent, uint64_t flow_id, int64_t end_ns, unsigned h1,
+                         unsigned h2, uint8_t proto, uint16_t dport, const char *app)
+{
+    struct trec t;
+    memset(&t, 0, sizeof t);
+    t.agent = agent;
+    t.flow_id = flow_id;
+    t.final = true;
+    t.end_reason = END_IDLE;
+    t.end = end_ns;
+    t.start = end_ns - NS(1 + rnd() % 30);
+    host_addr(t.src, h1);
+    host_addr(t.dst, h2);
+    t.sport = (uint16_t)(40000 + rnd() % 20000);
+    t.dport = dport;
+    t.proto = proto;
+    t.app = app;
+    t.pf = 1 + rnd() % 50;
+    t.bf = t.pf * (40 + rnd() % 1400);
+    t.pr = rnd() % 50;
+    t.br = t.pr * (40 + rnd() % 1400);
+    return t;
+}
+
+/* ---- the oracle: groups computed the simple way -------------------------- */
+
+struct ogroup {
+    uint8_t key[32];
+    uint64_t c[5]; /* bytes out, bytes in, pkts out, pkts in, flows */
+};
+
+struct oracle {
+    struct ogroup *g;
+    size_t n, cap;
+    uint64_t total[5];
+};
+
+static unsigned klen_of(unsigned dim)
+{
+    return dim == TOP_PORT ? 3 : dim == TOP_PAIR ? 32 : 16;
+}
+
+static void oracle_add(struct oracle *o, unsigned dim, const uint8_t *key, uint64_t bo,
+                       uint64_t bi, uint64_t po, uint64_t pi, uint64_t fl)
+{
+    size_t i;
+    for (i = 0; i < o->n; i++)
+        if (memcmp(o->g[i].key, key, klen_of(dim)) == 0)
+            break;
+    if (i == o->n) {
+        if (o->n == o->cap) {
+            o->cap = o->cap ? o->cap * 2 : 64;
+            o->g = realloc(o->g, o->cap * sizeof *o->g);
+            cr_assert_not_null(o->g);
+        }
+        memset(&o->g[i], 0, sizeof o->g[i]);
+        memcpy(o->g[i].key, key, klen_of(dim));
+        o->n++;
+    }
+    o->g[i].c[0] += bo;
+    o->g[i].c[1] += bi;
+    o->g[i].c[2] += po;
+    o->g[i].c[3] += pi;
+    o->g[i].c[4] += fl;
+}
+
+static void v4mapped(uint8_t out[16], const uint8_t v4[4])
+{
+    memset(out, 0, 16);
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, v4, 4);
+}
+
+/* Groups of recs (newflow[i]: record i started its flow) whose end lies in
+ * [from_s, to_s). */
+static void oracle_build(struct oracle *o, unsigned dim, const struct trec *recs,
+                         const bool *newflow, size_t n, int64_t from_s, int64_t to_s)
+{
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < n; i++) {
+        const struct trec *r = &recs[i];
+        int64_t e = r->end / NS_PER_SEC;
+        if (e < from_s || e >= to_s)
+            continue;
+        uint64_t f = newflow[i];
+        uint8_t a[16], b[16], key[32];
+        if (r->v6) {
+            memcpy(a, r->src6, 16);
+            memcpy(b, r->dst6, 16);
+        } else {
+            v4mapped(a, r->src);
+            v4mapped(b, r->dst);
+        }
+        o->total[0] += r->bf;
+        o->total[1] += r->br;
+        o->total[2] += r->pf;
+        o->total[3] += r->pr;
+        o->total[4] += f;
+        switch (dim) {
+        case TOP_HOST:
+            oracle_add(o, dim, a, r->bf, r->br, r->pf, r->pr, f);
+            if (memcmp(a, b, 16) != 0)
+                oracle_add(o, dim, b, r->br, r->bf, r->pr, r->pf, f);
+            break;
+        case TOP_APP:
+            memset(key, 0, 16);
+            if (r->app)
+                memcpy(key, r->app, strlen(r->app));
+            oracle_add(o, dim, key, r->bf, r->br, r->pf, r->pr, f);
+            break;
+        case TOP_PORT:
+            key[0] = r->proto;
+            key[1] = (uint8_t)(r->dport >> 8);
+            key[2] = (uint8_t)r->dport;
+            if (r->proto != 6 && r->proto != 17)
+                key[1] = key[2] = 0;
+            oracle_add(o, dim, key, r->bf, r->br, r->pf, r->pr, f);
+            break;
+        case TOP_PAIR:
+            if (memcmp(a, b, 16) <= 0) {
+                memcpy(key, a, 16);
+                memcpy(key + 16, b, 16);
+                oracle_add(o, dim, key, r->bf, r->br, r->pf, r->pr, f);
+            } else {
+                memcpy(key, b, 16);
+                memcpy(key + 16, a, 16);
+                oracle_add(o, dim, key, r->br, r->bf, r->pr, r->pf, f);
+            }
+            break;
+        }
+    }
+}
+
+static uint64_t ometric(const uint64_t *c, enum top_order ord)
+{
+    return ord == TOP_BY_BYTES ? c[0] + c[1] : ord == TOP_BY_PACKETS ? c[2] + c[3] : c[4];
+}
+
+static void row_key(unsigned dim, const struct top_row *r, uint8_t key[32])
+{
+    memset(key, 0, 32);
+    switch (dim) {
+    case TOP_HOST: memcpy(key, r->key.host.b, 16); break;
+    case TOP_APP: memcpy(key, r->key.app, strlen(r->key.app)); break;
+    case TOP_PORT:
+        key[0] = r->key.proto;
+        key[1] = (uint8_t)(r->key.port >> 8);
+        key[2] = (uint8_t)r->key.port;
+        break;
+    case TOP_PAIR:
+        memcpy(key, r->key.host.b, 16);
+        memcpy(key + 16, r->key.host_b.b, 16);
+        break;
+    }
+}
+
+static const struct ogroup *oracle_find(const struct oracle *o, unsigned dim, const uint8_t *key)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (memcmp(o->g[i].key, key, klen_of(dim)) == 0)
+            return &o->g[i];
+    return NULL;
+}
+
+/* Runs a top query and checks it against the oracle over the range the
+ * store says it answered. Returns the result's tier bucket counts. */
+static void check_top(struct store *s, const struct trec *recs, const bool *newflow, size_t n,
+                      unsigned dim, enum top_order ord, int64_t since_ns, int64_t until_ns,
+                      unsigned limit, unsigned buckets[3])
+{
+    struct top_query q = {.group = (enum top_group)dim, .order = ord, .since_ns = since_ns,
+                          .until_ns = until_ns, .limit = limit};
+    struct top_result r;
+    struct oracle o;
+
+    cr_assert_eq(store_query_top(s, &q, &r), 0);
+    cr_assert_not(r.truncated);
+    cr_assert_eq(r.since_ns % NS(60), 0);
+    cr_assert_eq(r.until_ns % NS(60), 0);
+    cr_assert_leq(r.since_ns, since_ns);
+    cr_assert_geq(r.until_ns, until_ns);
+    oracle_build(&o, dim, recs, newflow, n, r.since_ns / NS_PER_SEC, r.until_ns / NS_PER_SEC);
+
+    cr_assert_eq(r.groups, o.n, "dim %u: %llu groups, oracle %zu", dim,
+                 (unsigned long long)r.groups, o.n);
+    cr_assert_eq(r.total.bytes_out, o.total[0]);
+    cr_assert_eq(r.total.bytes_in, o.total[1]);
+    cr_assert_eq(r.total.pkts_out, o.total[2]);
+    cr_assert_eq(r.total.pkts_in, o.total[3]);
+    cr_assert_eq(r.total.flows, o.total[4]);
+    cr_assert_eq(r.n, o.n < limit ? o.n : limit);
+
+    uint64_t tm = ometric(o.total, ord);
+    for (size_t i = 0; i < r.n; i++) {
+        uint8_t key[32];
+        row_key(dim, &r.rows[i], key);
+        const struct ogroup *g = oracle_find(&o, dim, key);
+        cr_assert_not_null(g, "dim %u row %zu not in the oracle", dim, i);
+        cr_assert_eq(r.rows[i].c.bytes_out, g->c[0], "dim %u row %zu", dim, i);
+        cr_assert_eq(r.rows[i].c.bytes_in, g->c[1]);
+        cr_assert_eq(r.rows[i].c.pkts_out, g->c[2]);
+        cr_assert_eq(r.rows[i].c.pkts_in, g->c[3]);
+        cr_assert_eq(r.rows[i].c.flows, g->c[4]);
+        double share = tm ? (double)ometric(g->c, ord) / (double)tm : 0.0;
+        cr_assert_float_eq(r.rows[i].share, share, 1e-12);
+        /* order: metric descending, then key ascending; and nothing left out
+         * ranks above the last row */
+        if (i > 0) {
+            uint8_t pk[32];
+            row_key(dim, &r.rows[i - 1], pk);
+            const struct ogroup *pg = oracle_find(&o, dim, pk);
+            uint64_t a = ometric(pg->c, ord), b = ometric(g->c, ord);
+            cr_assert(a > b || (a == b && memcmp(pk, key, klen_of(dim)) < 0));
+        }
+    }
+    if (r.n > 0 && r.n < o.n) {
+        uint8_t lk[32];
+        row_key(dim, &r.rows[r.n - 1], lk);
+        uint64_t last = ometric(oracle_find(&o, dim, lk)->c, ord);
+        size_t above = 0;
+        for (size_t i = 0; i < o.n; i++)
+            if (ometric(o.g[i].c, ord) > last)
+                above++;
+        cr_assert_leq(above, r.n);
+    }
+    if (buckets)
+        memcpy(buckets, r.buckets, sizeof r.buckets);
+    free(o.g);
+    top_result_free(&r);
+}
+
+/* newflow[i] = record i is the first of its (agent, flow id) in apply order. */
+static void mark_new(const struct trec *recs, size_t n, bool *newflow)
+{
+    for (size_t i = 0; i < n; i++) {
+        newflow[i] = true;
+        for (size_t j = 0; j < i; j++)
+            if (recs[j].agent == recs[i].agent && recs[j].flow_id == recs[i].flow_id) {
+                newflow[i] = false;
+                break;
+            }
+    }
+}
+
+static void settle(struct store *s)
+{
+    cr_assert_eq(store_flush(s), 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(store_tick(s, NS(1)), 0);
+}
+
+/* ~600 records over three days, from three agents; some flows in several
+ * records (partials), some self-talk is avoided (host != host). */
+static size_t make_dataset(struct trec *recs, size_t cap, int64_t base_s, uint64_t seed)
+{
+    size_t n = 0;
+    rng_state = seed;
+    for (int i = 0; i < 500 && n < cap; i++) {
+        int64_t end = NS(base_s) + (int64_t)(rnd() % (3 * 86400)) * NS_PER_SEC + (int64_t)i;
+        unsigned h1 = (unsigned)(rnd() % 25), h2 = (unsigned)(rnd() % 25);
+        if (h2 == h1)
+            h2 = (h1 + 1) % 25;
+        static const uint16_t ports[] = {53, 443, 80, 22, 8080, 123};
+        unsigned pi = (unsigned)(rnd() % 6);
+        uint8_t proto = pi == 0 || pi == 5 ? 17 : (rnd() % 10 == 0 ? 1 : 6);
+        recs[n] = mkrec((unsigned)(rnd() % 3), 1000 + (uint64_t)i, end, h1, h2, proto, ports[pi],
+                        apps[rnd() % 6]);
+        if (i % 10 == 3) { /* some IPv6: 2001:db8::<host> */
+            struct trec *t = &recs[n];
+            t->v6 = true;
+            memset(t->src6, 0, 16);
+            memset(t->dst6, 0, 16);
+            t->src6[0] = t->dst6[0] = 0x20;
+            t->src6[1] = t->dst6[1] = 0x01;
+            t->src6[2] = t->dst6[2] = 0x0d;
+            t->src6[3] = t->dst6[3] = 0xb8;
+            t->src6[15] = (uint8_t)(h1 + 1);
+            t->dst6[15] = (uint8_t)(h2 + 1);
+            memset(t->src, 0, 4);
+            memset(t->dst, 0, 4);
+        }
+        n++;
+    }
+    /* long flows: 3-4 records each, a minute apart, final last */
+    for (int f = 0; f < 30 && n + 4 <= cap; f++) {
+        int64_t end = NS(base_s) + (int64_t)(rnd() % (3 * 86400 - 400)) * NS_PER_SEC;
+        unsigned h1 = (unsigned)(rnd() % 25), h2 = (h1 + 3) % 25, k = 3 + (unsigned)(f % 2);
+        for (unsigned j = 0; j < k; j++) {
+            struct trec t = mkrec((unsigned)(f % 3), 900000 + (uint64_t)f,
+                                  end + NS(60) * j + 7 * (int64_t)j, h1, h2, 6, 443, "tls");
+            t.final = j + 1 == k;
+            t.end_reason = t.final ? END_FIN : END_ACTIVE;
+            t.start = t.end - NS(50);
+            recs[n++] = t;
+        }
+    }
+    return n;
+}
+
+static int cmp_end(const void *a, const void *b)
+{
+    const struct trec *x = a, *y = b;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Applies recs in batches of `per` per agent, in the order given. */
+static void apply_all(struct store *s, const struct trec *recs, size_t n, size_t per,
+                      uint64_t seqs[3])
+{
+    struct trec *buf = malloc(per * sizeof *buf);
+    size_t nb[3] = {0};
+    struct trec *pending[3];
+    for (int a = 0; a < 3; a++)
+        pending[a] = malloc(per * sizeof *buf);
+    for (size_t i = 0; i < n; i++) {
+        unsigned a = recs[i].agent;
+        pending[a][nb[a]++] = recs[i];
+        if (nb[a] == per) {
+            struct apply_result res;
+            cr_assert_eq(apply(s, a, ++seqs[a], pending[a], nb[a], &res), 0);
+            cr_assert_not(res.duplicate);
+            nb[a] = 0;
+        }
+    }
+    for (unsigned a = 0; a < 3; a++)
+        if (nb[a]) {
+            struct apply_result res;
+            cr_assert_eq(apply(s, a, ++seqs[a], pending[a], nb[a], &res), 0);
+        }
+    for (int a = 0; a < 3; a++)
+        free(pending[a]);
+    free(buf);
+}
+
+/* The oracle must see records in the order the store applied them: per
+ * agent, batch by batch. apply_all keeps each agent's order, and flows are
+ * per agent, so newflow computed on the original order is the same. */
+
+Test(store, top_is_exact_across_tiers_and_pending, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    static struct trec recs[1200];
+    static bool newflow[1200];
+    uint64_t seqs[3] = {0};
+
+    size_t n = make_dataset(recs, 1000, T0, 42);
+    qsort(recs, n, sizeof *recs, cmp_end);
+    mark_new(recs, n, newflow);
+    apply_all(s, recs, n, 37, seqs);
+    settle(s);
+
+    struct store_stats st;
+    store_get_stats(s, &st);
+    cr_assert_geq(st.sealed_day_s, T0 + 2 * 86400, "two whole days built (sealed %lld)",
+                  (long long)st.sealed_day_s);
+
+    /* Ranges: everything; across a day edge; one containing a whole day plus
+     * hours and minutes on both sides; unaligned edges; a single minute; empty. */
+    const int64_t ranges[][2] = {
+        {NS(T0 - 86400), NS(T0 + 4 * 86400)},
+        {NS(T0 + 86400 - 7200), NS(T0 + 86400 + 7200)},
+        {NS(T0 + 23 * 3600 + 1800), NS(T0 + 2 * 86400 + 3600 + 900)},
+        {NS(T0 + 3660) + 17 * NS_PER_SEC, NS(T0 + 7380) + 1},
+        {NS(T0 + 5 * 3600 + 13 * 60), NS(T0 + 30 * 3600 + 47 * 60)},
+        {NS(T0 + 86400 + 600), NS(T0 + 86400 + 660)},
+        {NS(T0 - 7 * 86400), NS(T0 - 86400)},
+    };
+    bool used_day = false, used_hour = false;
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++)
+        for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++)
+            for (int ord = TOP_BY_BYTES; ord <= TOP_BY_FLOWS; ord++) {
+                unsigned b[3];
+                check_top(s, recs, newflow, n, dim, (enum top_order)ord, ranges[r][0],
+                          ranges[r][1], QUERY_MAX_LIMIT, b);
+                check_top(s, recs, newflow, n, dim, (enum top_order)ord, ranges[r][0],
+                          ranges[r][1], 5, NULL);
+                used_day |= b[2] > 0;
+                used_hour |= b[1] > 0;
+            }
+    cr_assert(used_day && used_hour, "the day and hour tiers answered");
+
+    /* Late data into built hours and days, then more data left pending:
+     * answers stay exact. */
+    static struct trec late[200];
+    size_t nl = 0;
+    rng_state = 99;
+    for (int i = 0; i < 60; i++)
+        late[nl++] = mkrec(1, 500000 + (uint64_t)i, NS(T0 + 3600 + (int64_t)(rnd() % 86400)) + i,
+                           (unsigned)(rnd() % 25), 30 + (unsigned)(rnd() % 3), 6, 443, "tls");
+    for (size_t i = 0; i < nl; i++)
+        recs[n + i] = late[i];
+    cr_assert_eq(apply(s, 1, ++seqs[1], late, nl, NULL), 0);
+    cr_assert_eq(store_flush(s), 0);
+    n += nl;
+    nl = 0;
+    for (int i = 0; i < 40; i++)
+        late[nl++] = mkrec(2, 600000 + (uint64_t)i, NS(T0 + 3 * 86400 + i * 2) + i,
+                           (unsigned)(rnd() % 25), 40, 17, 53, "dns");
+    for (size_t i = 0; i < nl; i++)
+        recs[n + i] = late[i];
+    cr_assert_eq(apply(s, 2, ++seqs[2], late, nl, NULL), 0);
+    n += nl;
+    store_get_stats(s, &st);
+    cr_assert_gt(st.pending_rows, 0, "some rows still pending");
+    mark_new(recs, n, newflow);
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++)
+        for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++)
+            check_top(s, recs, newflow, n, dim, TOP_BY_BYTES, ranges[r][0], ranges[r][1],
+                      QUERY_MAX_LIMIT, NULL);
+
+    /* And after a restart (pending rebuilt from the journal). */
+    store_close(s);
+    s = open_store(dir, &cfg);
+    for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++)
+        check_top(s, recs, newflow, n, dim, TOP_BY_PACKETS, ranges[0][0], ranges[0][1],
+                  QUERY_MAX_LIMIT, NULL);
+    store_close(s);
+    rm_rf(dir);
+}
+
+Test(store, duplicates_are_acked_not_applied, .timeout = 30)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    struct trec r[3];
+    struct apply_result res;
+
+    rng_state = 5;
+    for (int i = 0; i < 3; i++)
+        r[i] = mkrec(0, 10 + (uint64_t)i, NS(T0 + 100 + i), 1, 2, 6, 443, "tls");
+    cr_assert_eq(apply(s, 0, 1, r, 2, &res), 0);
+    cr_assert_not(res.duplicate);
+    cr_assert_eq(res.stored, 2);
+    cr_assert_eq(res.last_seq, 1);
+    cr_assert_eq(apply(s, 0, 2, r + 2, 1, &res), 0);
+    cr_assert_eq(apply(s, 0, 2, r + 2, 1, &res), 0);
+    cr_assert(res.duplicate);
+    cr_assert_eq(res.last_seq, 2);
+    cr_assert_eq(apply(s, 0, 1, r, 2, &res), 0);
+    cr_assert(res.duplicate);
+    /* another agent has its own sequence */
+    cr_assert_eq(apply(s, 1, 1, r, 1, &res), 0);
+    cr_assert_not(res.duplicate);
+
+    struct top_query q = {.group = TOP_APP, .since_ns = 0, .until_ns = NS(T0 + 86400), .limit = 10};
+    struct top_result tr;
+    cr_assert_eq(store_query_top(s, &q, &tr), 0);
+    cr_assert_eq(tr.total.flows, 4);
+    cr_assert_eq(tr.total.bytes_out, r[0].bf + r[1].bf + r[2].bf + r[0].bf);
+    top_result_free(&tr);
+
+    /* a gap is counted; a new installation (epoch) restarts the sequence */
+    cr_assert_eq(apply(s, 0, 5, r, 1, &res), 0);
+    struct agent_info *ai;
+    size_t na;
+    cr_assert_eq(store_query_agents(s, &ai, &na), 0);
+    cr_assert_eq(na, 2);
+    cr_assert_str_eq(ai[0].name, "alpha");
+    cr_assert_eq(ai[0].last_seq, 5);
+    cr_assert_eq(ai[0].seq_gaps, 2);
+    cr_assert_eq(ai[0].batches, 3);
+    cr_assert_eq(ai[0].records, 4);
+    cr_assert_str_eq(ai[1].name, "bravo");
+    free(ai);
+
+    /* group commit: a duplicate inside the group, a new agent twice */
+    {
+        Vigil__FlowBatch gb[4];
+        Vigil__FlowRecord gpb[4], *gpp[4];
+        const Vigil__FlowBatch *bp[4];
+        const char *names[4] = {"alpha", "alpha", "delta", "delta"};
+        const uint64_t seqs[4] = {6, 6, 1, 2};
+        struct apply_result gr[4];
+        for (int i = 0; i < 4; i++) {
+            to_pb(&r[i % 3], &gpb[i]);
+            gpb[i].flow_id = 900 + (uint64_t)i;
+            gpp[i] = &gpb[i];
+            vigil__flow_batch__init(&gb[i]);
+            gb[i].seq = seqs[i];
+            gb[i].agent_epoch = 7;
+            gb[i].n_records = 1;
+            gb[i].records = &gpp[i];
+            bp[i] = &gb[i];
+        }
+        cr_assert_eq(store_apply_batches(s, bp, names, 4, gr), 0);
+        cr_assert(!gr[0].duplicate && gr[1].duplicate && !gr[2].duplicate && !gr[3].duplicate);
+        cr_assert_eq(gr[0].stored, 1);
+        cr_assert_eq(gr[1].stored, 0);
+        cr_assert_eq(gr[3].last_seq, 2);
+        cr_assert_eq(store_apply_batches(s, bp, names, 4, gr), 0);
+        for (int i = 0; i < 4; i++)
+            cr_assert(gr[i].duplicate, "all duplicates the second time");
+        cr_assert_eq(store_query_agents(s, &ai, &na), 0);
+        cr_assert_eq(na, 3);
+        cr_assert_str_eq(ai[2].name, "delta");
+        cr_assert_eq(ai[2].batches, 2);
+        cr_assert_eq(ai[0].last_seq, 6);
+        free(ai);
+    }
+
+    Vigil__FlowBatch b;
+    Vigil__FlowRecord pb, *pp = &pb;
+    to_pb(&r[0], &pb);
+    vigil__flow_batch__init(&b);
+    b.seq = 1;
+    b.agent_epoch = 8;
+    b.n_records = 1;
+    b.records = &pp;
+    cr_assert_eq(store_apply_batch(s, &b, "alpha", &res), 0);
+    cr_assert_not(res.duplicate);
+    cr_assert(res.epoch_reset);
+    cr_assert_eq(res.last_seq, 1);
+    store_close(s);
+    rm_rf(dir);
+}
+
+struct flow_list {
+    struct store_flow f[64];
+    size_t n;
+};
+
+static int collect_flow(const struct store_flow *f, void *ctx)
+{
+    struct flow_list *l = ctx;
+    if (l->n < 64)
+        l->f[l->n++] = *f;
+    return 0;
+}
+
+Test(store, partial_records_merge_into_one_flow, .timeout = 30)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    struct trec p[3];
+
+    rng_state = 11;
+    for (int i = 0; i < 3; i++) {
+        p[i] = mkrec(0, 77, NS(T0 + 60 * (i + 1)), 4, 9, 6, 443, i == 0 ? "" : "tls");
+        p[i].start = NS(T0 + 60 * i + 1);
+        p[i].final = i == 2;
+        p[i].end_reason = i == 2 ? END_RST : END_ACTIVE;
+    }
+    p[1].sni = "example.org";
+    /* three batches, the flow's records one per batch; while it is open, it
+     * shows as one flow of the records so far, by time and by host */
+    struct flow_list l = {.n = 0};
+    struct flow_query q = {.since_ns = 0, .until_ns = NS(T0 + 86400), .limit = 100};
+    struct flow_query_stats qs;
+    uint8_t h4[4];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(apply(s, 0, (uint64_t)i + 1, &p[i], 1, NULL), 0);
+        if (i == 2)
+            break;
+        for (int by_host = 0; by_host < 2; by_host++) {
+            struct flow_query oq = q;
+            if (by_host) {
+                oq.has_host = true;
+                host_addr(h4, 9);
+                addr_from_v4(&oq.host, h4);
+            }
+            l.n = 0;
+            cr_assert_eq(store_query_flows(s, &oq, collect_flow, &l, NULL), 0);
+            cr_assert_eq(l.n, 1);
+            cr_assert_eq(l.f[0].records, (uint32_t)i + 1);
+            cr_assert_not(l.f[0].rec.final);
+            cr_assert_eq(l.f[0].rec.end_ns, p[i].end);
+        }
+    }
+
+    l.n = 0;
+    cr_assert_eq(store_query_flows(s, &q, collect_flow, &l, &qs), 0);
+    cr_assert_eq(l.n, 1, "one stored flow, got %zu", l.n);
+    const struct flow_record *f = &l.f[0].rec;
+    cr_assert_eq(l.f[0].records, 3);
+    cr_assert_eq(f->flow_id, 77);
+    cr_assert_str_eq(f->agent, "alpha");
+    cr_assert_eq(f->pkts_fwd, p[0].pf + p[1].pf + p[2].pf);
+    cr_assert_eq(f->bytes_fwd, p[0].bf + p[1].bf + p[2].bf);
+    cr_assert_eq(f->pkts_rev, p[0].pr + p[1].pr + p[2].pr);
+    cr_assert_eq(f->bytes_rev, p[0].br + p[1].br + p[2].br);
+    cr_assert_eq(f->start_ns, p[0].start);
+    cr_assert_eq(f->end_ns, p[2].end);
+    cr_assert(f->final);
+    cr_assert_eq(f->end_reason, END_RST);
+    cr_assert_str_eq(f->app, "tls");
+    cr_assert_str_eq(f->tls_sni, "example.org");
+
+    /* the host index finds it once, for either host, flushed or not */
+    for (int flushed = 0; flushed < 2; flushed++) {
+        for (unsigned h = 4; h <= 9; h += 5) {
+            struct flow_query hq = q;
+            hq.has_host = true;
+            host_addr(h4, h);
+            addr_from_v4(&hq.host, h4);
+            l.n = 0;
+            cr_assert_eq(store_query_flows(s, &hq, collect_flow, &l, NULL), 0);
+            cr_assert_eq(l.n, 1);
+            cr_assert_eq(l.f[0].records, 3);
+        }
+        cr_assert_eq(store_flush(s), 0);
+    }
+    /* rollups count the flow once, its bytes in the minutes the records ended */
+    struct top_query tq = {.group = TOP_HOST, .since_ns = NS(T0), .until_ns = NS(T0 + 120),
+                           .limit = 10};
+    struct top_result tr;
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert_eq(tr.total.flows, 1);
+    cr_assert_eq(tr.total.bytes_out, p[0].bf);
+    top_result_free(&tr);
+    tq.since_ns = NS(T0 + 120);
+    tq.until_ns = NS(T0 + 240);
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert_eq(tr.total.flows, 0);
+    cr_assert_eq(tr.total.bytes_out, p[1].bf + p[2].bf);
+    top_result_free(&tr);
+    store_close(s);
+    rm_rf(dir);
+}
+
+Test(store, a_flow_left_open_is_stored_once_stale, .timeout = 30)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    cfg.open_stale_ns = NS(600);
+    cfg.open_sweep_ns = 0;
+    struct store *s = open_store(dir, &cfg);
+    struct trec open = mkrec(0, 5, NS(T0 + 100), 3, 4, 6, 22, "ssh"), later[20];
+
+    open.final = false;
+    open.end_reason = END_ACTIVE;
+    cr_assert_eq(apply(s, 0, 1, &open, 1, NULL), 0);
+    /* other traffic goes on; the agent never reports flow 5 again */
+    for (int i = 0; i < 20; i++)
+        later[i] = mkrec(0, 100 + (uint64_t)i, NS(T0 + 200 + 60 * i), 7, 8, 17, 53, "dns");
+    cr_assert_eq(apply(s, 0, 2, later, 20, NULL), 0);
+    cr_assert_eq(store_tick(s, NS(1)), 0);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    cr_assert_eq(st.open_expired, 1);
+
+    /* still one flow, found by host (its index entry came with the move),
+     * also after a restart that rebuilds the pending part from the journal */
+    for (int round = 0; round < 2; round++) {
+        struct flow_list l = {.n = 0};
+        struct flow_query q = {.since_ns = 0, .until_ns = NS(T0 + 86400), .limit = 100,
+                               .has_host = true};
+        uint8_t h4[4];
+        host_addr(h4, 3);
+        addr_from_v4(&q.host, h4);
+        cr_assert_eq(store_query_flows(s, &q, collect_flow, &l, NULL), 0);
+        cr_assert_eq(l.n, 1);
+        cr_assert_eq(l.f[0].rec.flow_id, 5);
+        cr_assert_not(l.f[0].rec.final);
+        struct top_query tq = {.group = TOP_HOST, .since_ns = 0, .until_ns = NS(T0 + 86400),
+                               .limit = 100};
+        struct top_result tr;
+        cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+        cr_assert_eq(tr.total.flows, 21);
+        top_result_free(&tr);
+        store_close(s);
+        s = open_store(dir, &cfg);
+    }
+    store_close(s);
+    rm_rf(dir);
+}
+
+/* Expected merged flows for a flows query, computed here. */
+struct xflow {
+    unsigned agent;
+    uint64_t flow_id;
+    int64_t end;
+    uint8_t src[4], dst[4];
+    uint16_t sport, dport;
+    uint8_t proto;
+    const char *app;
+    uint64_t bytes;
+};
+
+static size_t merged_flows(const struct trec *recs, size_t n, struct xflow *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j;
+        for (j = 0; j < m; j++)
+            if (out[j].agent == recs[i].agent && out[j].flow_id == recs[i].flow_id)
+                break;
+        if (j == m) {
+            out[m] = (struct xflow){.agent = recs[i].agent, .flow_id = recs[i].flow_id,
+                                    .end = recs[i].end, .sport = recs[i].sport,
+                                    .dport = recs[i].dport, .proto = recs[i].proto,
+                                    .app = recs[i].app};
+            memcpy(out[m].src, recs[i].src, 4);
+            memcpy(out[m].dst, recs[i].dst, 4);
+            m++;
+        }
+        if (recs[i].end > out[j].end)
+            out[j].end = recs[i].end;
+        if ((!out[j].app || !out[j].app[0]) && recs[i].app)
+            out[j].app = recs[i].app;
+        out[j].bytes += recs[i].bf + recs[i].br;
+    }
+    return m;
+}
+
+struct big_list {
+    struct store_flow *f;
+    size_t n, cap;
+};
+
+static int collect_big(const struct store_flow *f, void *ctx)
+{
+    struct big_list *l = ctx;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->f = realloc(l->f, l->cap * sizeof *l->f);
+        cr_assert_not_null(l->f);
+    }
+    l->f[l->n++] = *f;
+    return 0;
+}
+
+static int cmp_x_end(const void *a, const void *b)
+{
+    const struct xflow *x = a, *y = b;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+Test(store, flows_query_filters_and_orders_exactly, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    static struct trec recs[1200];
+    static struct xflow xf[1200], want[1200];
+    uint64_t seqs[3] = {0};
+
+    size_t n = make_dataset(recs, 1000, T0, 7);
+    qsort(recs, n, sizeof *recs, cmp_end);
+    apply_all(s, recs, n, 50, seqs);
+    /* half flushed, half still pending */
+    cr_assert_eq(store_flush(s), 0);
+    size_t n2 = make_dataset(recs + n, 1200 - n, T0 + 3 * 86400, 8);
+    for (size_t i = n; i < n + n2; i++)
+        recs[i].flow_id += 5000000; /* distinct from the first set */
+    qsort(recs + n, n2, sizeof *recs, cmp_end);
+    apply_all(s, recs + n, n2, 50, seqs);
+    n += n2;
+    size_t m = merged_flows(recs, n, xf);
+    qsort(xf, m, sizeof *xf, cmp_x_end);
+
+    struct {
+        int host; /* -1 none */
+        int port, proto;
+        const char *app;
+        int64_t since, until;
+        unsigned limit;
+        bool oldest;
+    } cases[] = {
+        {-1, -1, -1, NULL, 0, NS(T0 + 10 * 86400), 100000, false},
+        {-1, -1, -1, NULL, NS(T0 + 86400), NS(T0 + 2 * 86400 + 1), 25, true},
+        {3, -1, -1, NULL, 0, NS(T0 + 10 * 86400), 100000, false},
+        {3, -1, -1, NULL, NS(T0 + 3 * 86400 - 4000), NS(T0 + 3 * 86400 + 4000), 100000, true},
+        {7, 443, -1, NULL, 0, NS(T0 + 10 * 86400), 10, false},
+        {-1, -1, 17, "dns", NS(T0 + 3600), NS(T0 + 5 * 86400), 1000, true},
+        {12, 53, 17, NULL, NS(T0 + 5 * 86400) - 1, NS(T0 + 6 * 86400), 1000, false},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct flow_query q = {.since_ns = cases[c].since, .until_ns = cases[c].until,
+                               .limit = cases[c].limit, .oldest_first = cases[c].oldest};
+        uint8_t h4[4] = {0};
+        if (cases[c].host >= 0) {
+            q.has_host = true;
+            host_addr(h4, (unsigned)cases[c].host);
+            addr_from_v4(&q.host, h4);
+        }
+        if (cases[c].port >= 0) {
+            q.has_port = true;
+            q.port = (uint16_t)cases[c].port;
+        }
+        if (cases[c].proto >= 0) {
+            q.has_proto = true;
+            q.proto = (uint8_t)cases[c].proto;
+        }
+        if (cases[c].app)
+            snprintf(q.app, sizeof q.app, "%s", cases[c].app);
+
+        size_t nw = 0;
+        for (size_t i = 0; i < m; i++) {
+            const struct xflow *x = &xf[cases[c].oldest ? i : m - 1 - i];
+            bool ports = x->proto == 6 || x->proto == 17;
+            if (x->end < q.since_ns || x->end >= q.until_ns)
+                continue;
+            if (q.has_host && memcmp(x->src, h4, 4) && memcmp(x->dst, h4, 4))
+                continue;
+            if (q.has_port && (!ports || (x->sport != q.port && x->dport != q.port)))
+                continue;
+            if (q.has_proto && x->proto != q.proto)
+                continue;
+            if (q.app[0] && strcmp(x->app ? x->app : "", q.app) != 0)
+                continue;
+            if (nw < q.limit)
+                want[nw++] = *x;
+        }
+        struct big_list l = {0};
+        struct flow_query_stats st;
+        cr_assert_eq(store_query_flows(s, &q, collect_big, &l, &st), 0);
+        cr_assert_not(st.truncated);
+        cr_assert_eq(l.n, nw, "case %zu: %zu flows, want %zu", c, l.n, nw);
+        for (size_t i = 0; i < nw; i++) {
+            cr_assert_eq(l.f[i].rec.flow_id, want[i].flow_id, "case %zu row %zu", c, i);
+            cr_assert_eq(l.f[i].rec.end_ns, want[i].end);
+            cr_assert_eq(l.f[i].rec.bytes_fwd + l.f[i].rec.bytes_rev, want[i].bytes);
+            cr_assert_str_eq(l.f[i].rec.agent, agent_names[want[i].agent]);
+        }
+        free(l.f);
+    }
+
+    /* bounded: a tiny row budget truncates, and says so */
+    struct flow_query q = {.since_ns = 0, .until_ns = NS(T0 + 10 * 86400), .limit = 1000,
+                           .max_rows = 10};
+    struct big_list l = {0};
+    struct flow_query_stats st;
+    cr_assert_eq(store_query_flows(s, &q, collect_big, &l, &st), 0);
+    cr_assert(st.truncated);
+    cr_assert_leq(st.rows_read, 11);
+    free(l.f);
+    struct top_query tq = {.group = TOP_PAIR, .since_ns = 0, .until_ns = NS(T0 + 10 * 86400),
+                           .limit = 10, .max_rows = 5};
+    struct top_result tr;
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert(tr.truncated);
+    top_result_free(&tr);
+
+    struct flow_query bad = {.since_ns = 5, .until_ns = 5, .limit = 1};
+    cr_assert_eq(store_query_flows(s, &bad, collect_big, &l, NULL), VIGIL_EINVAL);
+    store_close(s);
+    rm_rf(dir);
+}
+
+/* ---- crashes ------------------------------------------------------------------ */
+
+#define CRASH_BATCHES 1500
+#define CRASH_PER 40
+
+/* Batch k (1-based) of the crash workload: short flows (a few of them ten
+ * minutes late) plus records of long flows that run across batches (45 s
+ * apart, final every 5th). */
+static size_t crash_batch(uint64_t k, struct trec *out)
+{
+    size_t n = 0;
+    rng_state = 1000 + k;
+    int64_t t = NS(T0) + (int64_t)k * NS(45);
+    for (int i = 0; i < CRASH_PER - 8; i++) {
+        unsigned h1 = (unsigned)(rnd() % 40), h2 = 40 + (unsigned)(rnd() % 40);
+        /* a few arrive late, into minutes flushed already */
+        int64_t end = i < 4 ? t - NS(600) + i : t + i * NS(1) + (int64_t)i;
+        out[n++] = mkrec(0, k * 1000 + (uint64_t)i, end, h1, h2, i % 4 ? 6 : 17,
+                         i % 4 ? 443 : 53, apps[i % 6]);
+    }
+    for (int j = 0; j < 8; j++) {
+        uint64_t gen = (k - 1) / 5; /* a long flow lives for 5 batches */
+        struct trec r = mkrec(0, 1000000000ull + gen * 100 + (uint64_t)j, t + NS(40) + j, 90 + j,
+                              100 + j, 6, 22, "ssh");
+        r.final = k % 5 == 0;
+        r.end_reason = r.final ? END_FIN : END_ACTIVE;
+        out[n++] = r;
+    }
+    return n;
+}
+
+struct totals {
+    uint64_t bf, br, pf, pr, flows;
+};
+
+static void expected_totals(uint64_t upto, struct totals *t)
+{
+    struct trec b[CRASH_PER];
+    memset(t, 0, sizeof *t);
+    for (uint64_t k = 1; k <= upto; k++) {
+        size_t n = crash_batch(k, b);
+        for (size_t i = 0; i < n; i++) {
+            t->bf += b[i].bf;
+            t->br += b[i].br;
+            t->pf += b[i].pf;
+            t->pr += b[i].pr;
+            /* short flows: one record; long flows: new in the first of its 5 batches */
+            t->flows += b[i].flow_id < 1000000000ull || (k - 1) % 5 == 0;
+        }
+    }
+}
+
+static uint64_t agent_last_seq(struct store *s)
+{
+    struct agent_info *ai;
+    size_t n;
+    cr_assert_eq(store_query_agents(s, &ai, &n), 0);
+    uint64_t seq = n ? ai[0].last_seq : 0;
+    free(ai);
+    return seq;
+}
+
+static void check_consistent(struct store *s, uint64_t applied)
+{
+    struct totals want, raw = {0};
+    expected_totals(applied, &want);
+
+    /* raw flows */
+    struct big_list l = {0};
+    struct flow_query q = {.since_ns = 0, .until_ns = NS(T0 + 86400), .limit = QUERY_MAX_LIMIT};
+    struct flow_query_stats st;
+    cr_assert_eq(store_query_flows(s, &q, collect_big, &l, &st), 0);
+    cr_assert_not(st.truncated);
+    for (size_t i = 0; i < l.n; i++) {
+        raw.bf += l.f[i].rec.bytes_fwd;
+        raw.br += l.f[i].rec.bytes_rev;
+        raw.pf += l.f[i].rec.pkts_fwd;
+        raw.pr += l.f[i].rec.pkts_rev;
+    }
+    raw.flows = l.n;
+    free(l.f);
+    cr_assert_eq(raw.bf, want.bf, "after %llu batches: raw bytes %llu, want %llu",
+                 (unsigned long long)applied, (unsigned long long)raw.bf,
+                 (unsigned long long)want.bf);
+    cr_assert_eq(raw.br, want.br);
+    cr_assert_eq(raw.pf, want.pf);
+    cr_assert_eq(raw.pr, want.pr);
+    cr_assert_eq(raw.flows, want.flows);
+
+    /* rollups: every grouping sums to the same */
+    for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++) {
+        struct top_query tq = {.group = (enum top_group)dim, .since_ns = 0,
+                               .until_ns = NS(T0 + 86400), .limit = QUERY_MAX_LIMIT};
+        struct top_result tr;
+        cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+        cr_assert_not(tr.truncated);
+        uint64_t out = 0, in = 0, pkts = 0, flows = 0;
+        for (size_t i = 0; i < tr.n; i++) {
+            out += tr.rows[i].c.bytes_out;
+            in += tr.rows[i].c.bytes_in;
+            pkts += tr.rows[i].c.pkts_out + tr.rows[i].c.pkts_in;
+            flows += tr.rows[i].c.flows;
+        }
+        cr_assert_eq(tr.total.bytes_out, want.bf, "dim %u after %llu batches", dim,
+                     (unsigned long long)applied);
+        cr_assert_eq(tr.total.bytes_in, want.br);
+        cr_assert_eq(tr.total.flows, want.flows);
+        if (dim == TOP_HOST) { /* each byte sent by one host, received by one */
+            cr_assert_eq(out, want.bf + want.br);
+            cr_assert_eq(in, want.bf + want.br);
+            cr_assert_eq(flows, 2 * want.flows);
+        } else {
+            cr_assert_eq(out + in, want.bf + want.br);
+            cr_assert_eq(pkts, want.pf + want.pr);
+            cr_assert_eq(flows, want.flows);
+        }
+        top_result_free(&tr);
+    }
+}
+
+/* Ingests the crash workload from batch `from` on (after resending the two
+ * before it). With stop_after, leaves by _exit right after that batch is
+ * committed: no close, no flush, exactly like a kill at that point. */
+static void crash_child(const char *dir, uint64_t from, uint64_t stop_after)
+    __attribute__((noreturn));
+static void crash_child(const char *dir, uint64_t from, uint64_t stop_after)
+{
+    struct store_config cfg = test_cfg();
+    cfg.pending_max_rows = 300; /* flush often, so kills land in flushes too */
+    /* late rows wait a little before their flush, so kills land there; when
+     * leaving at chosen points, only the row cap flushes (deterministic) */
+    cfg.flush_interval_ns = stop_after ? NS(3600) : 5 * NS_PER_MS;
+    cfg.compact_slice_rows = 50;
+    char err[256];
+    struct store *s = store_open(dir, &cfg, err, sizeof err);
+    if (!s)
+        _exit(3);
+    /* resend the last two (duplicates), then go on */
+    /* in groups of 1 to 3 batches per transaction */
+    static struct trec b[3][CRASH_PER];
+    static Vigil__FlowRecord pb[3][CRASH_PER];
+    Vigil__FlowRecord *pp[3][CRASH_PER];
+    Vigil__FlowBatch fb[3];
+    const Vigil__FlowBatch *bp[3];
+    const char *names[3] = {"alpha", "alpha", "alpha"};
+    struct apply_result res[3];
+    for (uint64_t k = from > 2 ? from - 2 : 1; k <= CRASH_BATCHES;) {
+        size_t g = 1 + k % 3;
+        if (k + g - 1 > CRASH_BATCHES)
+            g = CRASH_BATCHES - k + 1;
+        for (size_t j = 0; j < g; j++) {
+            size_t n = crash_batch(k + j, b[j]);
+            vigil__flow_batch__init(&fb[j]);
+            for (size_t i = 0; i < n; i++) {
+                to_pb(&b[j][i], &pb[j][i]);
+                pp[j][i] = &pb[j][i];
+            }
+            fb[j].seq = k + j;
+            fb[j].n_records = n;
+            fb[j].records = pp[j];
+            bp[j] = &fb[j];
+        }
+        if (stop_after && k + g - 1 > stop_after)
+            g = stop_after - k + 1;
+        if (store_apply_batches(s, bp, names, g, res) != 0)
+            _exit(4);
+        if (stop_after && k + g - 1 == stop_after)
+            _exit(0); /* committed; pending rollups die with the process */
+        if (store_tick(s, NS_PER_MS) != 0)
+            _exit(5);
+        k += g;
+    }
+    store_close(s);
+    _exit(0);
+}
+
+Test(store, sigkill_during_ingest_loses_and_doubles_nothing, .timeout = 120)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    srand((unsigned)ts.tv_nsec);
+    uint64_t applied = 0;
+    int kills = 0;
+
+    for (int round = 0; round < 16 && applied < CRASH_BATCHES; round++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            crash_child(dir, applied + 1, 0);
+        struct timespec d = {0, (long)(2000 + rand() % 40000) * 1000L};
+        nanosleep(&d, NULL);
+        int status;
+        if (kill(pid, SIGKILL) == 0)
+            kills++;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                  "child failed: status %d", status);
+
+        struct store_config cfg = test_cfg();
+        struct store *s = open_store(dir, &cfg);
+        uint64_t seq = agent_last_seq(s);
+        cr_assert_geq(seq, applied, "committed batches never go back");
+        applied = seq;
+        cr_log_info("round %d: %llu batches committed", round, (unsigned long long)applied);
+        check_consistent(s, applied);
+        store_close(s);
+    }
+    /* finish the run without kills, then build all tiers and check again */
+    pid_t pid = fork();
+    if (pid == 0)
+        crash_child(dir, applied + 1, 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    cr_assert_eq(agent_last_seq(s), CRASH_BATCHES);
+    settle(s);
+    check_consistent(s, CRASH_BATCHES);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    cr_assert_gt(st.sealed_hour_s, 0, "hours were built");
+    store_close(s);
+    rm_rf(dir);
+    cr_log_info("crash test: %d kills", kills);
+    cr_assert_geq(kills, 3);
+}
+
+/* The same, with the process leaving at chosen points right after a commit
+ * (late records then sit in minutes flushed before): deterministic. */
+Test(store, exit_after_commit_rebuilds_pending_exactly, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    const uint64_t stops[] = {7, 8, 13, 26, 27, 40, 61, 62, 100, 133};
+    uint64_t applied = 0;
+
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            crash_child(dir, applied + 1, stops[i]);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+        struct store_config cfg = test_cfg();
+        struct store *s = open_store(dir, &cfg);
+        applied = agent_last_seq(s);
+        cr_assert_eq(applied, stops[i]);
+        check_consistent(s, applied);
+        /* the same again after flushing what was rebuilt */
+        cr_assert_eq(store_flush(s), 0);
+        check_consistent(s, applied);
+        store_close(s);
+    }
+    rm_rf(dir);
+}
+
+/* ---- map growth, disk full, readers --------------------------------------- */
+
+static void ingest_many(struct store *s, unsigned agent, uint64_t *seq, size_t batches,
+                        size_t per, int64_t t0, struct totals *tot)
+{
+    struct trec *b = malloc(per * sizeof *b);
+    for (size_t k = 0; k < batches; k++) {
+        rng_state = 77 + *seq * 31;
+        for (size_t i = 0; i < per; i++) {
+            b[i] = mkrec(agent, *seq * 100000 + i, t0 + (int64_t)(k * per + i) * NS_PER_MS * 50,
+                         (unsigned)(rnd() % 500), 500 + (unsigned)(rnd() % 500), 6, 443, "tls");
+            if (tot) {
+                tot->bf += b[i].bf;
+                tot->br += b[i].br;
+                tot->flows++;
+            }
+        }
+        struct apply_result res;
+        int rc = apply(s, agent, ++*seq, b, per, &res);
+        cr_assert_eq(rc, 0, "apply: %s", vigil_strerror(rc));
+    }
+    free(b);
+}
+
+static void check_app_totals(struct store *s, const struct totals *t)
+{
+    struct top_query tq = {.group = TOP_APP, .since_ns = 0, .until_ns = NS(T0 + 30 * 86400),
+                           .limit = 10};
+    struct top_result tr;
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert_eq(tr.total.bytes_out, t->bf);
+    cr_assert_eq(tr.total.bytes_in, t->br);
+    cr_assert_eq(tr.total.flows, t->flows);
+    top_result_free(&tr);
+}
+
+Test(store, map_grows_from_one_mib, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    cfg.map_size = 1u << 20;
+    struct store *s = open_store(dir, &cfg);
+    struct totals t = {0};
+    uint64_t seq = 0;
+
+    ingest_many(s, 0, &seq, 60, 500, NS(T0), &t);
+    cr_assert_eq(store_flush(s), 0);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    cr_assert_gt(st.map_grows, 0);
+    cr_assert_gt(st.map_size, 1u << 20);
+    check_app_totals(s, &t);
+    store_close(s);
+
+    /* reopening keeps the grown map and the data */
+    s = open_store(dir, &cfg);
+    check_app_totals(s, &t);
+    store_close(s);
+    rm_rf(dir);
+}
+
+Test(store, disk_full_pauses_then_resumes, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=3m,mode=0700") != 0) {
+        rm_rf(dir);
+        cr_skip_test("needs to mount a small tmpfs (root): %s", strerror(errno));
+    }
+    char filler[128], sub[96];
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    snprintf(sub, sizeof sub, "%s/db", dir);
+    FILE *f = fopen(filler, "w");
+    cr_assert_not_null(f);
+    static char zero[1 << 16];
+    for (int i = 0; i < 16; i++) /* 1 MiB to give back later */
+        fwrite(zero, 1, sizeof zero, f);
+    fclose(f);
+
+    struct store_config cfg = test_cfg();
+    cfg.map_size = 32u << 20; /* more than the disk */
+    struct store *s = open_store(sub, &cfg);
+    struct totals t = {0};
+    uint64_t seq = 0;
+    int rc = 0;
+    struct trec b[200];
+    for (int k = 0; k < 400 && rc == 0; k++) {
+        rng_state = (uint64_t)k;
+        for (int i = 0; i < 200; i++)
+            b[i] = mkrec(0, (uint64_t)k * 1000 + (uint64_t)i, NS(T0 + k) + i, 1 + (unsigned)i,
+                         300, 6, 443, "tls");
+        rc = apply(s, 0, seq + 1, b, 200, NULL);
+        if (rc == 0) {
+            seq++;
+            for (int i = 0; i < 200; i++) {
+                t.bf += b[i].bf;
+                t.br += b[i].br;
+                t.flows++;
+            }
+        }
+    }
+    cr_assert(rc == STORE_ENOSPC || rc == VIGIL_EIO, "disk full reported (%s)",
+              vigil_strerror(rc));
+    /* not applied: the sequence did not move */
+    cr_assert_eq(agent_last_seq(s), seq);
+    unlink(filler);
+    rc = apply(s, 0, seq + 1, b, 200, NULL);
+    cr_log_info("disk full: retry after freeing space: %s", vigil_strerror(rc));
+    if (rc == VIGIL_EIO) { /* LMDB gave up on the environment: reopen, as documented */
+        store_close(s);
+        s = open_store(sub, &cfg);
+        rc = apply(s, 0, seq + 1, b, 200, NULL);
+    }
+    cr_assert_eq(rc, 0, "resumes once space is back: %s", vigil_strerror(rc));
+    for (int i = 0; i < 200; i++) {
+        t.bf += b[i].bf;
+        t.br += b[i].br;
+        t.flows++;
+    }
+    check_app_totals(s, &t);
+    store_close(s);
+    umount2(dir, MNT_DETACH);
+    rm_rf(dir);
+}
+
+struct holder {
+    struct store *s;
+    int hold_ms;
+    volatile int released;
+    volatile int holding;
+};
+
+static void *hold_snapshot(void *arg)
+{
+    struct holder *h = arg;
+    MDB_txn *txn;
+    if (store__snapshot_begin(h->s, &txn) != 0)
+        return NULL;
+    store__snapshot_unlock(h->s);
+    h->holding = 1;
+    struct timespec d = {h->hold_ms / 1000, (long)(h->hold_ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+    h->released = 1;
+    store__snapshot_end(h->s, txn);
+    return NULL;
+}
+
+Test(store, a_reader_never_blocks_ingest, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    struct totals t = {0};
+    uint64_t seq = 0;
+
+    ingest_many(s, 0, &seq, 5, 200, NS(T0), &t);
+    struct holder h = {.s = s, .hold_ms = 3000};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, hold_snapshot, &h), 0);
+    while (!h.holding)
+        sched_yield();
+    /* plenty of commits (and page reuse pressure) while the snapshot is held */
+    ingest_many(s, 0, &seq, 100, 200, NS(T0 + 3600), &t);
+    cr_assert_eq(store_flush(s), 0);
+    cr_assert_not(h.released, "ingest finished while the reader still held its snapshot");
+    pthread_join(th, NULL);
+    check_app_totals(s, &t);
+
+    /* The map must grow while a query holds it: ingest waits for it (bounded),
+     * then goes on. */
+    store_close(s);
+    rm_rf(dir);
+    make_dir(dir, sizeof dir);
+    cfg.map_size = 1u << 20;
+    s = open_store(dir, &cfg);
+    memset(&t, 0, sizeof t);
+    seq = 0;
+    h = (struct holder){.s = s, .hold_ms = 300};
+    cr_assert_eq(pthread_create(&th, NULL, hold_snapshot, &h), 0);
+    while (!h.holding)
+        sched_yield();
+    ingest_many(s, 0, &seq, 40, 500, NS(T0), &t);
+    pthread_join(th, NULL);
+    check_app_totals(s, &t);
+    store_close(s);
+    rm_rf(dir);
+}
+
+struct racer {
+    struct store *s;
+    volatile int stop;
+    unsigned queries;
+    uint64_t last_flows;
+    int failed;
+    char why[160];
+};
+
+/* Queries while the writer ingests and flushes: each answer is one snapshot
+ * of LMDB plus the pending rows of the same instant, so within it every host
+ * byte is sent once and received once, and totals never go back. */
+static void *query_loop(void *arg)
+{
+    struct racer *r = arg;
+    while (!r->stop && !r->failed) {
+        struct top_query q = {.group = TOP_HOST, .since_ns = 0, .until_ns = NS(T0 + 30 * 86400),
+                              .limit = QUERY_MAX_LIMIT};
+        struct top_result tr;
+        if (store_query_top(r->s, &q, &tr) != 0) {
+            r->failed = 1;
+            snprintf(r->why, sizeof r->why, "query failed");
+            break;
+        }
+        uint64_t out = 0, in = 0;
+        for (size_t i = 0; i < tr.n; i++) {
+            out += tr.rows[i].c.bytes_out;
+            in += tr.rows[i].c.bytes_in;
+        }
+        uint64_t all = tr.total.bytes_out + tr.total.bytes_in;
+        if (!tr.truncated && (out != all || in != all || tr.total.flows < r->last_flows)) {
+            r->failed = 1;
+            snprintf(r->why, sizeof r->why, "snapshot mixed: out %llu in %llu total %llu flows %llu<%llu",
+                     (unsigned long long)out, (unsigned long long)in, (unsigned long long)all,
+                     (unsigned long long)tr.total.flows, (unsigned long long)r->last_flows);
+        }
+        r->last_flows = tr.total.flows;
+        top_result_free(&tr);
+        r->queries++;
+    }
+    return NULL;
+}
+
+Test(store, queries_during_ingest_see_consistent_snapshots, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    cfg.pending_max_rows = 2000; /* flush all the time */
+    struct store *s = open_store(dir, &cfg);
+    struct racer r = {.s = s};
+    struct totals t = {0};
+    uint64_t seq = 0;
+    pthread_t th;
+
+    cr_assert_eq(pthread_create(&th, NULL, query_loop, &r), 0);
+    for (int k = 0; k < 60 && !r.failed; k++) {
+        ingest_many(s, 0, &seq, 1, 300, NS(T0) + (int64_t)k * NS(200), &t);
+        cr_assert_eq(store_tick(s, NS_PER_MS), 0);
+    }
+    cr_assert_eq(store_flush(s), 0);
+    r.stop = 1;
+    pthread_join(th, NULL);
+    cr_assert_not(r.failed, "%s", r.why);
+    cr_log_info("%u queries ran during ingest", r.queries);
+    check_app_totals(s, &t);
+    store_close(s);
+    rm_rf(dir);
+}
+
+/* ---- retention ---------------------------------------------------------------- */
+
+Test(store, retention_deletes_old_keeps_new, .timeout = 60)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    const int64_t now = NS(T0 + 200 * 86400);
+    const int64_t ages[] = {120 * 86400, 30 * 86400, 86400};
+    struct totals t[3] = {{0}};
+    uint64_t seq = 0;
+
+    for (int a = 0; a < 3; a++)
+        ingest_many(s, 0, &seq, 4, 100, now - NS(ages[a]), &t[a]);
+    /* newest data far enough past the others that their hours/days close */
+    settle(s);
+
+    struct retention_stats rs;
+    int rounds = 0;
+    do {
+        cr_assert_eq(store_retention_run(s, now, NS(1), &rs), 0);
+        rounds++;
+    } while (!rs.done && rounds < 100);
+    cr_assert(rs.done);
+
+    /* flows older than 90 days are gone, the rest is there */
+    struct big_list l = {0};
+    struct flow_query q = {.since_ns = 0, .until_ns = now, .limit = QUERY_MAX_LIMIT};
+    cr_assert_eq(store_query_flows(s, &q, collect_big, &l, NULL), 0);
+    cr_assert_eq(l.n, t[1].flows + t[2].flows);
+    for (size_t i = 0; i < l.n; i++)
+        cr_assert_geq(l.f[i].rec.end_ns, now - NS(90 * 86400));
+    free(l.f);
+
+    /* summaries: the 120-day-old day is still in the day tier (1 year), the
+     * 30-day-old data is answered from hours (minutes expired), yesterday's
+     * from minutes */
+    struct top_query tq = {.group = TOP_APP, .since_ns = now - NS(121 * 86400),
+                           .until_ns = now - NS(119 * 86400), .limit = 10};
+    struct top_result tr;
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert_eq(tr.total.bytes_out, t[0].bf);
+    cr_assert_eq(tr.total.flows, t[0].flows);
+    top_result_free(&tr);
+
+    tq.since_ns = now - NS(30 * 86400) + NS(125);
+    tq.until_ns = now - NS(30 * 86400) + NS(3600);
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert_eq(tr.since_ns % NS(3600), 0, "widened to the hour");
+    cr_assert_eq(tr.total.bytes_out, t[1].bf);
+    cr_assert_eq(tr.buckets[0], 0, "no minute rows used");
+    top_result_free(&tr);
+
+    tq.since_ns = now - NS(86400);
+    tq.until_ns = now;
+    cr_assert_eq(store_query_top(s, &tq, &tr), 0);
+    cr_assert_eq(tr.total.bytes_out, t[2].bf);
+    top_result_free(&tr);
+
+    store_close(s);
+    rm_rf(dir);
+}
+
+/* ---- encoding ------------------------------------------------------------------ */
+
+Test(store, flow_encoding_round_trips_and_refuses_damage)
+{
+    struct sflow f, g;
+    uint8_t buf[FLOWCODEC_MAX];
+    memset(&f, 0, sizeof f);
+    f.agent_id = 3;
+    f.records = 2;
+    f.rec.flow_id = 0x123456789aull;
+    f.rec.final = true;
+    f.rec.end_reason = END_RST;
+    f.rec.start_ns = NS(T0) + 5;
+    f.rec.end_ns = NS(T0 + 70) + 9;
+    cr_assert_eq(addr_parse("2001:db8::1", &f.rec.src), 0);
+    cr_assert_eq(addr_parse("2001:db8::2", &f.rec.dst), 0);
+    f.rec.has_ports = true;
+    f.rec.src_port = 51000;
+    f.rec.dst_port = 443;
+    f.rec.proto = 6;
+    f.rec.vlan = 42;
+    f.rec.tunnel = TUNNEL_VXLAN;
+    f.rec.pkts_fwd = 10;
+    f.rec.bytes_fwd = 12345678901ull;
+    f.rec.pkts_rev = 9;
+    f.rec.bytes_rev = 999;
+    f.rec.tcp_flags_fwd = 0x1b;
+    f.rec.tcp_flags_rev = 0x12;
+    f.rec.state = STATE_RSTO;
+    f.rec.has_rtt = true;
+    f.rec.rtt_us = 1234;
+    f.rec.retrans_fwd = 3;
+    f.rec.direction = DIR_OUTBOUND;
+    snprintf(f.rec.app, sizeof f.rec.app, "tls");
+    f.rec.has_dns = true;
+    snprintf(f.rec.dns_qname, sizeof f.rec.dns_qname, "example.org");
+    f.rec.dns_qtype = 28;
+    f.rec.has_dns_rcode = true;
+    f.rec.dns_rcode = 3;
+    snprintf(f.rec.tls_sni, sizeof f.rec.tls_sni, "sni.example");
+    snprintf(f.rec.ja4, sizeof f.rec.ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+    snprintf(f.rec.http_host, sizeof f.rec.http_host, "h.example");
+
+    size_t n = flowcodec_encode(&f, buf);
+    cr_assert_leq(n, FLOWCODEC_MAX);
+    cr_assert_eq(flowcodec_decode(buf, n, &g), 0);
+    cr_assert_eq(g.agent_id, 3);
+    cr_assert_eq(g.records, 2);
+    const struct flow_record *a = &f.rec, *b = &g.rec;
+    cr_assert(a->flow_id == b->flow_id && a->final == b->final && a->end_reason == b->end_reason);
+    cr_assert(a->start_ns == b->start_ns && a->end_ns == b->end_ns);
+    cr_assert(!memcmp(a->src.b, b->src.b, 16) && !memcmp(a->dst.b, b->dst.b, 16));
+    cr_assert(a->has_ports == b->has_ports && a->src_port == b->src_port &&
+              a->dst_port == b->dst_port && a->proto == b->proto && a->vlan == b->vlan &&
+              a->tunnel == b->tunnel && a->has_icmp == b->has_icmp);
+    cr_assert(a->pkts_fwd == b->pkts_fwd && a->bytes_fwd == b->bytes_fwd &&
+              a->pkts_rev == b->pkts_rev && a->bytes_rev == b->bytes_rev);
+    cr_assert(a->tcp_flags_fwd == b->tcp_flags_fwd && a->tcp_flags_rev == b->tcp_flags_rev &&
+              a->state == b->state && a->has_rtt == b->has_rtt && a->rtt_us == b->rtt_us &&
+              a->retrans_fwd == b->retrans_fwd && a->retrans_rev == b->retrans_rev &&
+              a->direction == b->direction);
+    cr_assert(a->has_dns == b->has_dns && a->dns_qtype == b->dns_qtype &&
+              a->has_dns_rcode == b->has_dns_rcode && a->dns_rcode == b->dns_rcode);
+    cr_assert_str_eq(b->app, a->app);
+    cr_assert_str_eq(b->dns_qname, a->dns_qname);
+    cr_assert_str_eq(b->tls_sni, a->tls_sni);
+    cr_assert_str_eq(b->ja4, a->ja4);
+    cr_assert_str_eq(b->http_host, a->http_host);
+    for (size_t cut = 0; cut < n; cut++)
+        cr_assert_neq(flowcodec_decode(buf, cut, &g), 0, "a row cut at %zu is refused", cut);
+    buf[0] = 99;
+    cr_assert_eq(flowcodec_decode(buf, n, &g), VIGIL_EBADMSG, "unknown version refused");
+
+    struct contrib c = {.end_ns = NS(T0) + 1, .src = f.rec.src, .dst = f.rec.dst, .dst_port = 443,
+                        .proto = 6, .new_flow = true, .placed = true, .pkts_fwd = 1,
+                        .bytes_fwd = 2, .pkts_rev = 3, .bytes_rev = 4},
+                   d;
+    snprintf(c.app, sizeof c.app, "quic");
+    c.row_sec = (uint32_t)T0 + 2;
+    uint8_t jb[JOURNAL_MAX];
+    n = contrib_encode(&c, jb);
+    cr_assert_eq(contrib_decode(jb, n, &d), 0);
+    cr_assert(d.end_ns == c.end_ns && d.dst_port == c.dst_port && d.proto == c.proto &&
+              d.new_flow && d.placed && !d.refs_only && d.row_sec == c.row_sec && d.pkts_fwd == 1 && d.bytes_fwd == 2 && d.pkts_rev == 3 &&
+              d.bytes_rev == 4);
+    cr_assert(!memcmp(d.src.b, c.src.b, 16) && !memcmp(d.dst.b, c.dst.b, 16));
+    cr_assert_str_eq(d.app, "quic");
+    for (size_t cut = 0; cut < n; cut++)
+        cr_assert_neq(contrib_decode(jb, cut, &d), 0);
+}
