@@ -932,10 +932,14 @@ int store_tick(struct store *s, int64_t budget_ns)
         unsigned moved;
         do {
             rc = expire_open(s, &moved);
-            if (rc == STORE__EMAPFULL && (rc = store__grow(s, true)) == 0)
-                moved = 1; /* grown: try again */
+            if (rc == STORE__EMAPFULL) { /* grow, then once more */
+                if ((rc = store__grow(s, true)) == 0)
+                    rc = expire_open(s, &moved);
+                if (rc == STORE__EMAPFULL)
+                    rc = VIGIL_EFULL;
+            }
             if (rc)
-                return rc == STORE__EMAPFULL ? VIGIL_EFULL : rc;
+                return rc;
         } while (moved == OPEN_EXPIRE_MAX && vigil_monotonic_ns() < now + budget_ns);
         s->open_check_mono = now;
     }
@@ -1089,7 +1093,8 @@ static int load_state(struct store *s, char *err, size_t errlen)
     publish_stats(s);
     return 0;
 fail_lmdb:
-    snprintf(err, errlen, "LMDB: %s", rc < 0 && rc >= -4096 ? vigil_strerror(rc) : mdb_strerror(rc));
+    snprintf(err, errlen, "LMDB: %s",
+             rc < 0 && rc >= -4096 ? vigil_strerror(rc) : mdb_strerror(rc));
 fail:
     if (cur)
         mdb_cursor_close(cur);

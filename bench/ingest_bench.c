@@ -363,7 +363,8 @@ static void run_floor(const struct opts *o, const char *dir)
         done += n;
     }
     uint64_t size = file_size(dir, "data.mdb");
-    printf("floor   %10llu records  %7.2f s  %9.0f records/s  (cpu %7.0f records/s)  %.1f bytes/record on disk\n",
+    printf("floor   %10llu records  %7.2f s  %9.0f records/s  (cpu %7.0f records/s)  "
+           "%.1f bytes/record on disk\n",
            (unsigned long long)done, t, (double)done / t, (double)done / c,
            (double)size / (double)done);
     mdb_env_close(env);
@@ -422,15 +423,21 @@ static void time_top(struct store *s, const struct opts *o, enum top_group grp, 
         char a[ADDR_STRLEN], b[ADDR_STRLEN];
         switch (grp) {
         case TOP_HOST: addr_format(&r.rows[0].key.host, top1); break;
-        case TOP_APP: snprintf(top1, sizeof top1, "%s", r.rows[0].key.app[0] ? r.rows[0].key.app : "(none)"); break;
-        case TOP_PORT: snprintf(top1, sizeof top1, "%u/%u", r.rows[0].key.port, r.rows[0].key.proto); break;
+        case TOP_APP:
+            snprintf(top1, sizeof top1, "%s", r.rows[0].key.app[0] ? r.rows[0].key.app : "(none)");
+            break;
+        case TOP_PORT:
+            snprintf(top1, sizeof top1, "%u/%u", r.rows[0].key.port, r.rows[0].key.proto);
+            break;
         default:
             snprintf(top1, sizeof top1, "%s-%s", addr_format(&r.rows[0].key.host, a),
                      addr_format(&r.rows[0].key.host_b, b));
         }
     }
-    printf("query   top-20 %-5s %-5s %8.2f ms median  (%llu groups, %llu rows read, buckets d/h/m %u/%u/%u%s; #1 %s %.1f%%)\n",
-           name, (until - since) % (86400 * NS_PER_SEC) || since % (86400 * NS_PER_SEC) ? "24h" : "day",
+    bool aligned_day = (until - since) == 86400 * NS_PER_SEC && since % (86400 * NS_PER_SEC) == 0;
+    printf("query   top-20 %-5s %-5s %8.2f ms median  (%llu groups, %llu rows read, "
+           "buckets d/h/m %u/%u/%u%s; #1 %s %.1f%%)\n",
+           name, aligned_day ? "day" : "24h",
            median(ms, reps), (unsigned long long)r.groups, (unsigned long long)r.rows_read,
            r.buckets[2], r.buckets[1], r.buckets[0], r.truncated ? ", TRUNCATED" : "", top1,
            r.n ? r.rows[0].share * 100 : 0.0);
@@ -556,7 +563,8 @@ static void run_store(const struct opts *o, const char *dir)
     }
     struct store_stats st;
     store_get_stats(s, &st);
-    printf("settle  %7.2f s  (flushes %llu, rollup rows %llu, compaction rows %llu, map grows %llu)\n",
+    printf("settle  %7.2f s  (flushes %llu, rollup rows %llu, compaction rows %llu, "
+           "map grows %llu)\n",
            now_s() - ts, (unsigned long long)st.flushes,
            (unsigned long long)st.rollup_rows_written, (unsigned long long)st.compaction_rows,
            (unsigned long long)st.map_grows);

@@ -47,6 +47,11 @@ static void rm_rf(const char *dir)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The test's store directory, removed after every test even when an
+ * assertion ended it early (see the suite's fini). */
+static char g_dir[64];
+static bool g_mounted;
+
 static void make_dir(char *out, size_t len)
 {
     struct stat sb;
@@ -54,7 +59,20 @@ static void make_dir(char *out, size_t len)
                                                                                     : "/tmp";
     snprintf(out, len, "%s/vigil-store-XXXXXX", base);
     cr_assert_not_null(mkdtemp(out));
+    snprintf(g_dir, sizeof g_dir, "%s", out);
 }
+
+static void cleanup_dir(void)
+{
+    if (g_mounted)
+        umount2(g_dir, MNT_DETACH);
+    if (g_dir[0])
+        rm_rf(g_dir);
+    g_dir[0] = '\0';
+    g_mounted = false;
+}
+
+TestSuite(store, .fini = cleanup_dir);
 
 static struct store_config test_cfg(void)
 {
@@ -1335,10 +1353,9 @@ Test(store, disk_full_pauses_then_resumes, .timeout = 60)
 {
     char dir[64];
     make_dir(dir, sizeof dir);
-    if (mount("tmpfs", dir, "tmpfs", 0, "size=3m,mode=0700") != 0) {
-        rm_rf(dir);
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=3m,mode=0700") != 0)
         cr_skip_test("needs to mount a small tmpfs (root): %s", strerror(errno));
-    }
+    g_mounted = true;
     char filler[128], sub[96];
     snprintf(filler, sizeof filler, "%s/filler", dir);
     snprintf(sub, sizeof sub, "%s/db", dir);
@@ -1391,8 +1408,6 @@ Test(store, disk_full_pauses_then_resumes, .timeout = 60)
     }
     check_app_totals(s, &t);
     store_close(s);
-    umount2(dir, MNT_DETACH);
-    rm_rf(dir);
 }
 
 struct holder {
@@ -1491,7 +1506,8 @@ static void *query_loop(void *arg)
         uint64_t all = tr.total.bytes_out + tr.total.bytes_in;
         if (!tr.truncated && (out != all || in != all || tr.total.flows < r->last_flows)) {
             r->failed = 1;
-            snprintf(r->why, sizeof r->why, "snapshot mixed: out %llu in %llu total %llu flows %llu<%llu",
+            snprintf(r->why, sizeof r->why,
+                     "snapshot mixed: out %llu in %llu total %llu flows %llu<%llu",
                      (unsigned long long)out, (unsigned long long)in, (unsigned long long)all,
                      (unsigned long long)tr.total.flows, (unsigned long long)r->last_flows);
         }
@@ -1593,6 +1609,22 @@ Test(store, retention_deletes_old_keeps_new, .timeout = 60)
     rm_rf(dir);
 }
 
+Test(store, refuses_another_schema_version)
+{
+    char dir[64], err[256];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    MDB_txn *txn;
+    cr_assert_eq(store__begin_write(s, &txn), 0);
+    cr_assert_eq(store__put_meta_u32(s, txn, META_SCHEMA, STORE_SCHEMA + 1), 0);
+    cr_assert_eq(store__commit(s, txn, s->gen, NULL, NULL), 0);
+    store_close(s);
+    cr_assert_null(store_open(dir, &cfg, err, sizeof err));
+    cr_assert(strstr(err, "schema") != NULL, "says why: %s", err);
+    rm_rf(dir);
+}
+
 /* ---- encoding ------------------------------------------------------------------ */
 
 Test(store, flow_encoding_round_trips_and_refuses_damage)
@@ -1676,7 +1708,8 @@ Test(store, flow_encoding_round_trips_and_refuses_damage)
     n = contrib_encode(&c, jb);
     cr_assert_eq(contrib_decode(jb, n, &d), 0);
     cr_assert(d.end_ns == c.end_ns && d.dst_port == c.dst_port && d.proto == c.proto &&
-              d.new_flow && d.placed && !d.refs_only && d.row_sec == c.row_sec && d.pkts_fwd == 1 && d.bytes_fwd == 2 && d.pkts_rev == 3 &&
+              d.new_flow && d.placed && !d.refs_only && d.row_sec == c.row_sec &&
+              d.pkts_fwd == 1 && d.bytes_fwd == 2 && d.pkts_rev == 3 &&
               d.bytes_rev == 4);
     cr_assert(!memcmp(d.src.b, c.src.b, 16) && !memcmp(d.dst.b, c.dst.b, 16));
     cr_assert_str_eq(d.app, "quic");
