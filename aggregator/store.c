@@ -450,6 +450,33 @@ static void apply_after(struct store *s, void *arg)
         rollup_pending_add(s->pend, &ac->c[i]);
 }
 
+/* Finishes a write transaction that journaled n rollup contributions (held
+ * in s->contribs): records the ingest sequence and the new generation,
+ * reserves room in the in-memory rollups first so that adding them after
+ * the commit cannot fail (a committed record must reach them), commits, and
+ * adds them. On an error before the commit the transaction is aborted.
+ * Returns 0 or a store error code. */
+static int commit_contributions(struct store *s, MDB_txn *txn, uint64_t seq, size_t n)
+{
+    int rc;
+    if ((rc = store__put_meta_u64(s, txn, META_SEQ, seq)) != 0 ||
+        (rc = store__put_meta_u64(s, txn, META_GEN, s->gen + 1)) != 0)
+        goto fail;
+    pthread_mutex_lock(&s->pend_lock);
+    rc = rollup_pending_reserve(s->pend, s->contribs, n);
+    pthread_mutex_unlock(&s->pend_lock);
+    if (rc)
+        goto fail;
+    struct apply_ctx ac = {s->contribs, n};
+    if ((rc = store__commit(s, txn, s->gen + 1, apply_after, &ac)) != 0)
+        return rc;
+    s->seq = seq;
+    return 0;
+fail:
+    mdb_txn_abort(txn);
+    return store__err(rc);
+}
+
 static void copy_counters(struct agent_info *a, const Vigil__AgentCounters *c)
 {
     if (!c)
@@ -697,22 +724,8 @@ static int apply_txn(struct store *s, const Vigil__FlowBatch *const *b,
         mdb_txn_abort(txn);
         return 0;
     }
-    if ((rc = store__put_meta_u64(s, txn, META_SEQ, seq)) != 0 ||
-        (rc = store__put_meta_u64(s, txn, META_GEN, s->gen + 1)) != 0)
-        goto fail;
-
-    /* Room in the in-memory rollups first, so adding after the commit
-     * cannot fail (a committed batch must reach them). */
-    pthread_mutex_lock(&s->pend_lock);
-    rc = rollup_pending_reserve(s->pend, s->contribs, n);
-    pthread_mutex_unlock(&s->pend_lock);
-    if (rc)
-        goto fail;
-
-    struct apply_ctx ac = {s->contribs, n};
-    if ((rc = store__commit(s, txn, s->gen + 1, apply_after, &ac)) != 0)
+    if ((rc = commit_contributions(s, txn, seq, n)) != 0)
         return rc;
-    s->seq = seq;
     s->max_end_ns = max_end;
     for (size_t i = 0; i < nb; i++)
         if (new_ids[i] != UINT32_MAX) {
@@ -874,18 +887,8 @@ static int expire_open(struct store *s, unsigned *moved)
         mdb_txn_abort(txn);
         return 0;
     }
-    if ((rc = store__put_meta_u64(s, txn, META_SEQ, seq)) != 0 ||
-        (rc = store__put_meta_u64(s, txn, META_GEN, s->gen + 1)) != 0)
-        goto fail;
-    pthread_mutex_lock(&s->pend_lock);
-    rc = rollup_pending_reserve(s->pend, s->contribs, n);
-    pthread_mutex_unlock(&s->pend_lock);
-    if (rc)
-        goto fail;
-    struct apply_ctx ac = {s->contribs, n};
-    if ((rc = store__commit(s, txn, s->gen + 1, apply_after, &ac)) != 0)
+    if ((rc = commit_contributions(s, txn, seq, n)) != 0)
         return rc;
-    s->seq = seq;
     *moved = (unsigned)n;
     pthread_mutex_lock(&s->pend_lock);
     s->stats.open_expired += n;
