@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""detect_netns.py — real attack tools against hosts in network namespaces,
+live agents on each host, and the aggregator's scan alerts.
+
+Topology (everything inside namespaces this test makes; nothing is routed
+anywhere else, no namespace has a default route):
+
+    scanner ns (10.201.N.1) ──┐
+    host ns t1 (10.201.N.11) ─┤ bridge in a "switch" namespace
+    host ns t2 (10.201.N.12, ─┤
+        plus 10.201.N.64-127) │
+    host ns t3 (10.201.N.13) ─┘
+
+One vigil-agent runs live in each host namespace on its own interface (as a
+fleet's agents do, each seeing its host's traffic only); they reach the
+aggregator, which runs in the test's own namespace, over a ZeroMQ ipc://
+socket (a file: it crosses network namespaces). Then, from the scanner:
+
+  nmap -sS -p 1-1000 t1          a SYN port scan          -> port_scan t1
+  hping3 -S -p ++1 -c 400 t3     a SYN port sweep         -> port_scan t3
+  nmap -sS -Pn -p 445 t2's 64 secondary addresses
+                                 one port, many targets   -> horizontal_scan
+  ping and a short TCP exchange between t1 and t3: ordinary traffic
+
+The agents are stopped (SIGTERM flushes every flow), and the test waits for
+`vigil alerts` to list: each expected alert with the scanner as its source
+and the right target(s), and no alert that names t1 or t3 as a source.
+
+usage: detect_netns.py --aggregator BIN --cli BIN --agent BIN [--keep]
+Exit status: 0 passed, 1 failed, 77 skipped (not root, no namespaces, no
+nmap or hping3).
+"""
+import argparse
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PASSED = 0
+FAILED = 0
+
+
+def ok(what):
+    global PASSED
+    PASSED += 1
+    print(f"ok   {what}", flush=True)
+
+
+def fail(what, detail=""):
+    global FAILED
+    FAILED += 1
+    print(f"FAIL {what}", flush=True)
+    for line in str(detail).splitlines()[:30]:
+        print(f"    | {line}", flush=True)
+
+
+def check(cond, what, detail=""):
+    if cond:
+        ok(what)
+    else:
+        fail(what, detail)
+    return cond
+
+
+def sh(*cmd, check_rc=True, timeout=120):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check_rc and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(77)
+
+
+class Net:
+    """The namespaces, the bridge and the addresses; removed by close()."""
+
+    def __init__(self):
+        tag = os.getpid() % 10000
+        self.n = os.getpid() % 250 + 1
+        self.net = f"10.201.{self.n}"
+        self.sw = f"vgsw{tag}"
+        self.hosts = {  # namespace -> primary address
+            f"vgscan{tag}": f"{self.net}.1",
+            f"vgt1{tag}": f"{self.net}.11",
+            f"vgt2{tag}": f"{self.net}.12",
+            f"vgt3{tag}": f"{self.net}.13",
+        }
+        self.names = list(self.hosts)
+        self.scanner, self.t1, self.t2, self.t3 = self.names
+        self.dev = {ns: f"e{i}{tag}" for i, ns in enumerate(self.names)}
+        self.t2_extra = [f"{self.net}.{i}" for i in range(64, 128)]
+        self.made = []
+
+    def up(self):
+        sh("ip", "netns", "add", self.sw)
+        self.made.append(self.sw)
+        sh("ip", "netns", "exec", self.sw, "ip", "link", "add", "br0", "type", "bridge")
+        sh("ip", "netns", "exec", self.sw, "ip", "link", "set", "br0", "up")
+        for i, (ns, addr) in enumerate(self.hosts.items()):
+            sh("ip", "netns", "add", ns)
+            self.made.append(ns)
+            dev, peer = self.dev[ns], f"p{i}{self.dev[ns][2:]}"
+            sh("ip", "link", "add", dev, "type", "veth", "peer", "name", peer)
+            sh("ip", "link", "set", dev, "netns", ns)
+            sh("ip", "link", "set", peer, "netns", self.sw)
+            sh("ip", "netns", "exec", self.sw, "ip", "link", "set", peer, "master", "br0")
+            sh("ip", "netns", "exec", self.sw, "ip", "link", "set", peer, "up")
+            self.run(ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
+            self.run(ns, "ip", "link", "set", "lo", "up")
+            self.run(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
+            self.run(ns, "ip", "link", "set", dev, "up")
+        for a in self.t2_extra:
+            self.run(self.t2, "ip", "addr", "add", f"{a}/24", "dev", self.dev[self.t2])
+        # the scanner's probes must reach every port: no rate limit on RSTs
+        for ns in self.names:
+            self.run(ns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
+
+    def run(self, ns, *cmd, **kw):
+        return sh("ip", "netns", "exec", ns, *cmd, **kw)
+
+    def popen(self, ns, cmd, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", ns, *cmd], **kw)
+
+    def close(self):
+        for ns in reversed(self.made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def wait_for(pred, timeout, step=0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for opt in ("aggregator", "cli", "agent"):
+        ap.add_argument(f"--{opt}", required=True)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        skip("the real-tools detection test needs root (network namespaces)")
+    if sh("ip", "netns", "list", check_rc=False).returncode != 0:
+        skip("the real-tools detection test needs `ip netns`")
+    for tool in ("nmap", "hping3"):
+        if not shutil.which(tool):
+            skip(f"the real-tools detection test needs {tool} (Debian package {tool})")
+    for opt in ("aggregator", "cli", "agent"):
+        if not os.access(getattr(args, opt), os.X_OK):
+            skip(f"{getattr(args, opt)} is not built")
+
+    t0 = time.time()
+    work = tempfile.mkdtemp(prefix="vigil-detect-netns.")
+    os.chmod(work, 0o755)
+    net = Net()
+    procs = []
+    agg = None
+    endpoint = f"ipc://{work}/aggregator.sock"
+    try:
+        try:
+            net.up()
+        except RuntimeError as e:
+            skip(f"cannot build the namespaces: {e}")
+        ok(f"namespaces up: scanner {net.hosts[net.scanner]}, hosts "
+           f"{', '.join(net.hosts[h] for h in (net.t1, net.t2, net.t3))} "
+           f"(+{len(net.t2_extra)} addresses on t2)")
+
+        agg_log = open(os.path.join(work, "aggregator.log"), "w")
+        agg = subprocess.Popen([args.aggregator, "--listen", endpoint, "--insecure",
+                                "--db", os.path.join(work, "db")],
+                               stdout=agg_log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: os.path.exists(f"{work}/aggregator.sock"), 15, 0.05):
+            raise RuntimeError("the aggregator did not start")
+
+        agents = {}
+        for name in (net.t1, net.t2, net.t3):
+            label = name[2:4]  # t1, t2, t3
+            log = open(os.path.join(work, f"agent-{label}.log"), "w")
+            agents[label] = net.popen(
+                name, [args.agent, "-i", net.dev[name], "--aggregator", endpoint, "--insecure",
+                       "--spool", os.path.join(work, f"spool-{label}"), "--agent-name",
+                       f"host-{label}", "--local-net", f"{net.net}.0/24",
+                       "--batch-interval", "1s"],
+                stdout=log, stderr=subprocess.STDOUT)
+            procs.append(agents[label])
+        time.sleep(1.5)  # the live handles are open
+        check(all(p.poll() is None for p in agents.values()), "three live agents running")
+
+        scanner = net.scanner
+        t1, t2, t3 = (net.hosts[h] for h in (net.t1, net.t2, net.t3))
+        # ordinary traffic first: a ping and a short TCP exchange t1 -> t3
+        net.run(net.t1, "ping", "-c", "3", "-i", "0.2", t3)
+        srv = net.popen(net.t3, [sys.executable, "-c",
+                                 "import socket;s=socket.socket();"
+                                 "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                                 f"s.bind(('{t3}',8080));s.listen();c,_=s.accept();"
+                                 "c.recv(100);c.sendall(b'ok');c.close()"])
+        time.sleep(0.3)
+        net.run(net.t1, sys.executable, "-c",
+                f"import socket;c=socket.create_connection(('{t3}',8080),5);"
+                "c.sendall(b'hello');c.recv(10);c.close()")
+        srv.wait(timeout=10)
+
+        r = net.run(scanner, "nmap", "-n", "-Pn", "-sS", "-p", "1-1000", "-T4",
+                    "--max-retries", "1", t1, timeout=300)
+        check("Nmap done" in r.stdout, f"nmap -sS -p 1-1000 {t1} ran", r.stdout[-800:])
+        r = net.run(scanner, "hping3", "-S", "-p", "++1", "-c", "400", "-i", "u3000", t3,
+                    check_rc=False, timeout=120)
+        check("400 packets transmitted" in r.stdout + r.stderr,
+              f"hping3 -S -p ++1 -c 400 {t3} ran", (r.stdout + r.stderr)[-800:])
+        r = net.run(scanner, "nmap", "-n", "-Pn", "-sS", "-p", "445", "-T4", "--max-retries",
+                    "1", *net.t2_extra, timeout=300)
+        check("Nmap done" in r.stdout, f"nmap -sS -p 445 over {len(net.t2_extra)} addresses ran",
+              r.stdout[-800:])
+
+        for p in agents.values():
+            p.send_signal(signal.SIGTERM)
+        for label, p in agents.items():
+            p.wait(timeout=60)
+        check(all(p.returncode == 0 for p in agents.values()),
+              "the agents stopped cleanly and flushed every flow",
+              {k: p.returncode for k, p in agents.items()})
+
+        def cli(*a):
+            return sh(args.cli, *a, "--connect", endpoint, "--insecure", "--format", "json",
+                      check_rc=False, timeout=60)
+
+        def alerts():
+            r = cli("alerts", "--since", "all")
+            if r.returncode != 0:
+                return None
+            return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+        def want(found):
+            if not found:
+                return False
+            types = {a["type"] for a in found}
+            return {"port_scan", "horizontal_scan"} <= types
+
+        found = wait_for(lambda: want(alerts()) and alerts(), 30) or alerts() or []
+        text = "\n".join(json.dumps(a)[:300] for a in found)
+        scn = net.hosts[scanner]
+
+        def raised(kind, target=None, targets_min=0):
+            for a in found:
+                if a["type"] != kind or scn not in a.get("sources", []):
+                    continue
+                tg = a.get("targets", [])
+                if target and target not in tg:
+                    continue
+                if targets_min and len(tg) < targets_min:
+                    continue
+                return True
+            return False
+
+        check(raised("port_scan", t1), f"nmap SYN scan: port_scan {scn} -> {t1}", text)
+        check(raised("port_scan", t3), f"hping3 sweep: port_scan {scn} -> {t3}", text)
+        extra = ipaddress.ip_address(net.t2_extra[0])
+        check(any(a["type"] == "horizontal_scan" and scn in a.get("sources", []) and
+                  any(ipaddress.ip_address(t) >= extra for t in a.get("targets", []))
+                  for a in found),
+              f"nmap -p 445 sweep: horizontal_scan from {scn}", text)
+        wrong = [a for a in found if scn not in a.get("sources", [])]
+        check(not wrong, "no alert names anything but the scanner as its source",
+              "\n".join(json.dumps(a)[:300] for a in wrong))
+    except RuntimeError as e:
+        fail("detect_netns aborted", str(e))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if agg and agg.poll() is None:
+            agg.send_signal(signal.SIGTERM)
+            try:
+                agg.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                agg.kill()
+        net.close()
+        if FAILED:
+            for f in sorted(os.listdir(work)):
+                if f.endswith(".log"):
+                    print(f"---- {f} (last 15 lines) ----")
+                    with open(os.path.join(work, f)) as fh:
+                        for line in fh.read().splitlines()[-15:]:
+                            print("    " + line)
+        if args.keep or FAILED:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{PASSED} passed, {FAILED} failed in {time.time() - t0:.1f} s")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
