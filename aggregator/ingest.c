@@ -1,8 +1,10 @@
 /* ingest.c — the ROUTER loop (see ingest.h for the contract).
  *
  * Ordering is what makes delivery exact: an Ack leaves only after
- * store_apply_batch returned 0, i.e. after LMDB's durable commit of the
- * batch and the agent's sequence together. A crash before the commit loses
+ * store_apply_batches returned 0, i.e. after LMDB's durable commit of the
+ * batch and the agent's sequence together. The batches that arrived in one
+ * wake-up share that commit (group commit: one disk sync for all of them,
+ * which is most of a small batch's cost). A crash before the commit loses
  * an un-acked batch the agent still holds; a crash after it loses an ack,
  * and the agent's resend is recognised as a duplicate. Nothing here needs
  * to be undone after a SIGKILL.
@@ -42,6 +44,25 @@ const char *ingest_bad_name(enum ingest_bad b)
     return (unsigned)b < BAD_COUNT ? bad_names[b] : "?";
 }
 
+/* ---- who sent it, for logs ---------------------------------------------- */
+
+struct sender {
+    struct transport_peer peer;
+    const char *address; /* Peer-Address, or "?" */
+};
+
+_Static_assert(INGEST_BURST <= STORE_MAX_GROUP, "one wake-up's batches fit one group");
+
+/* A batch waiting for the group's commit: its own copies of what the
+ * received frames held, since those are closed before the commit. */
+struct queued_batch {
+    zmq_msg_t rid;
+    Vigil__Envelope *env; /* owns the batch */
+    struct sender s;      /* s.address points to address */
+    char address[64];
+    const char *name;     /* the authenticated name: s.peer.name or the batch's agent */
+};
+
 struct ingest {
     struct ingest_config cfg;
     void *ctx;              /* borrowed */
@@ -66,15 +87,13 @@ struct ingest {
     uint64_t status_records, status_batches;
     int64_t status_at;
 
+    /* Batches admitted during this wake-up, applied together in one
+     * transaction (group commit) by apply_group(). */
+    struct queued_batch group[INGEST_BURST];
+    size_t ngroup;
+
     struct log_ratelimit rl_bad[BAD_COUNT];
     struct log_ratelimit rl_refused, rl_rejected, rl_send, rl_pause, rl_store, rl_epoch;
-};
-
-/* ---- who sent it, for logs ---------------------------------------------- */
-
-struct sender {
-    struct transport_peer peer;
-    const char *address; /* Peer-Address, or "?" */
 };
 
 static const char *role_word(enum transport_role r)
@@ -107,6 +126,7 @@ static void count_bad(struct ingest *in, enum ingest_bad why, const struct sende
                     s ? sender_text(s, who, sizeof who) : "an unknown peer", bad_names[why],
                     detail);
 }
+
 
 /* ---- sending -------------------------------------------------------------- */
 
@@ -196,52 +216,56 @@ static void resume_ingest(struct ingest *in)
              in->st.deferred - in->deferred_at_pause);
 }
 
-static void handle_batch(struct ingest *in, zmq_msg_t *rid, const struct sender *s,
-                         const Vigil__FlowBatch *b)
+/* Checks who may send this batch; true when it may be applied. */
+static bool batch_admitted(struct ingest *in, const struct sender *s, const Vigil__FlowBatch *b)
 {
-    char who[160];
     if (!transport_peer_may(&s->peer, TRANSPORT_ROLE_AGENT)) {
         count_bad(in, BAD_ROLE, s, "a flow batch from a key that is not an agent's");
-        return;
+        return false;
     }
-    /* With CURVE the key decides the name; insecure peers name themselves. */
-    const char *name = s->peer.role == TRANSPORT_ROLE_AGENT ? s->peer.name : b->agent;
     if (s->peer.role == TRANSPORT_ROLE_AGENT && strcmp(b->agent, s->peer.name) != 0) {
         char detail[200];
         snprintf(detail, sizeof detail,
                  "the batch says agent \"%.64s\": an agent may only send its own batches "
                  "(not acknowledged)", b->agent);
         count_bad(in, BAD_AGENT_NAME, s, detail);
-        return;
+        return false;
     }
     if (in->paused && vigil_monotonic_ns() < in->pause_until) {
         in->st.deferred++;
-        return;
+        return false;
     }
+    return true;
+}
 
-    struct apply_result res = {0};
-    int rc = store_apply_batch(in->cfg.store, b, name, &res);
+/* What follows a store call for one batch: counters, logs, the ack (only
+ * after the commit), or a pause. */
+static void batch_done(struct ingest *in, struct queued_batch *q, int rc,
+                       const struct apply_result *res)
+{
+    const Vigil__FlowBatch *b = q->env->batch;
+    char who[160];
     if (rc == 0) {
         resume_ingest(in);
-        if (res.duplicate) {
+        if (res->duplicate) {
             in->st.duplicates++;
         } else {
             in->st.batches++;
-            in->st.records += res.stored;
+            in->st.records += res->stored;
         }
-        if (res.rejected) {
-            in->st.rejected_records += res.rejected;
+        if (res->rejected) {
+            in->st.rejected_records += res->rejected;
             log_ratelimited(&in->rl_rejected, LOG_LVL_WARN,
                             "the store skipped %" PRIu32 " records of batch %" PRIu64
                             " from %s (failed its checks; counted)",
-                            res.rejected, b->seq, sender_text(s, who, sizeof who));
+                            res->rejected, b->seq, sender_text(&q->s, who, sizeof who));
         }
-        if (res.epoch_reset)
+        if (res->epoch_reset)
             log_ratelimited(&in->rl_epoch, LOG_LVL_INFO,
                             "agent \"%s\" is a new installation (epoch %" PRIu64
                             "): its sequence starts again at %" PRIu64,
-                            name, b->agent_epoch, b->seq);
-        send_ack(in, rid, b->seq, res.duplicate);
+                            q->name, b->agent_epoch, b->seq);
+        send_ack(in, &q->rid, b->seq, res->duplicate);
     } else if (rc == VIGIL_EINVAL) {
         /* Refused for good: acknowledged, or the agent resends it forever. */
         in->st.refused_batches++;
@@ -249,8 +273,8 @@ static void handle_batch(struct ingest *in, zmq_msg_t *rid, const struct sender 
                         "the store refused batch %" PRIu64 " (%zu records) of agent \"%s\" "
                         "from %s: %s; acknowledged so the agent moves on, its records are "
                         "NOT stored (counted as refused)",
-                        b->seq, b->n_records, name, s->address, vigil_strerror(rc));
-        send_ack(in, rid, b->seq, false);
+                        b->seq, b->n_records, q->name, q->s.address, vigil_strerror(rc));
+        send_ack(in, &q->rid, b->seq, false);
     } else if (rc == VIGIL_EAGAIN) {
         /* The map must grow and queries held it: try again very soon. */
         in->st.deferred++;
@@ -262,10 +286,66 @@ static void handle_batch(struct ingest *in, zmq_msg_t *rid, const struct sender 
         log_ratelimited(&in->rl_store, LOG_LVL_INFO,
                         "the store map must grow and queries hold it: batch %" PRIu64
                         " of \"%s\" deferred",
-                        b->seq, name);
+                        b->seq, q->name);
     } else {
-        pause_ingest(in, rc, name, b->seq);
+        pause_ingest(in, rc, q->name, b->seq);
     }
+}
+
+/* Applies the queued batches in one transaction and one durable commit,
+ * then acks each. Should the group fail as a whole with VIGIL_EINVAL (one
+ * batch the store refuses), each is applied on its own so only that one
+ * is refused. */
+static void apply_group(struct ingest *in)
+{
+    size_t n = in->ngroup;
+    if (n == 0)
+        return;
+    const Vigil__FlowBatch *batches[INGEST_BURST];
+    const char *names[INGEST_BURST];
+    struct apply_result res[INGEST_BURST];
+    memset(res, 0, sizeof res);
+    for (size_t i = 0; i < n; i++) {
+        batches[i] = in->group[i].env->batch;
+        names[i] = in->group[i].name;
+    }
+    int rc = store_apply_batches(in->cfg.store, batches, names, n, res);
+    for (size_t i = 0; i < n; i++) {
+        struct queued_batch *q = &in->group[i];
+        if (rc == VIGIL_EINVAL && n > 1) {
+            struct apply_result one = {0};
+            batch_done(in, q, store_apply_batch(in->cfg.store, batches[i], names[i], &one),
+                       &one);
+        } else if (rc == 0 || i == 0) {
+            batch_done(in, q, rc, &res[i]);
+        } else {
+            in->st.deferred++; /* the same failure: counted once per batch, logged once */
+        }
+        envelope_free(q->env);
+        zmq_msg_close(&q->rid);
+    }
+    in->ngroup = 0;
+}
+
+/* Admits a batch into the group (taking rid and env), applying the group
+ * first when it is full. Returns true when env was taken. */
+static bool handle_batch(struct ingest *in, zmq_msg_t *rid, const struct sender *s,
+                         Vigil__Envelope *env)
+{
+    if (!batch_admitted(in, s, env->batch))
+        return false;
+    if (in->ngroup == INGEST_BURST)
+        apply_group(in);
+    struct queued_batch *q = &in->group[in->ngroup++];
+    zmq_msg_init(&q->rid);
+    zmq_msg_move(&q->rid, rid);
+    q->env = env;
+    q->s = *s;
+    snprintf(q->address, sizeof q->address, "%s", s->address);
+    q->s.address = q->address;
+    /* With CURVE the key decides the name; insecure peers name themselves. */
+    q->name = s->peer.role == TRANSPORT_ROLE_AGENT ? q->s.peer.name : env->batch->agent;
+    return true;
 }
 
 /* ---- queries -------------------------------------------------------------- */
@@ -371,7 +451,10 @@ static bool handle_one(struct ingest *in)
         goto done;
     }
     switch (env->body_case) {
-    case VIGIL__ENVELOPE__BODY_BATCH: handle_batch(in, &rid, &s, env->batch); break;
+    case VIGIL__ENVELOPE__BODY_BATCH:
+        if (handle_batch(in, &rid, &s, env))
+            env = NULL; /* queued: apply_group frees it */
+        break;
     case VIGIL__ENVELOPE__BODY_QUERY: handle_query(in, &rid, &body, &s, env->query); break;
     case VIGIL__ENVELOPE__BODY_STATUS:
         if (transport_peer_may(&s.peer, TRANSPORT_ROLE_AGENT))
@@ -616,6 +699,7 @@ int ingest_run(struct ingest *in, const volatile sig_atomic_t *stop,
             for (int i = 0; i < INGEST_BURST && !*stop; i++)
                 if (!handle_one(in))
                     break;
+            apply_group(in);
         }
         run_timers(in);
     }

@@ -37,7 +37,7 @@ import time
 
 PASSED = 0
 FAILED = 0
-FLOWS_PER_AGENT = 6000
+FLOWS_PER_AGENT = 15000
 BATCH_RECORDS = 10  # many small batches: each is one durable commit
 
 
@@ -249,7 +249,7 @@ def phase_aggregator_kill(rig, names, kills):
         t.start()
     done = 0
     for _ in range(kills):
-        time.sleep(0.7)
+        time.sleep(0.4)
         if not any(t.is_alive() for t in threads):
             break
         rig.kill_aggregator(signal.SIGKILL)
