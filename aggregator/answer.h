@@ -123,4 +123,13 @@ int answer_agents(struct answer *a);
 int answer_flows(struct answer *a);
 int answer_top(struct answer *a);
 
+/* answer_bandwidth.c */
+int answer_bandwidth(struct answer *a);
+int answer_series(struct answer *a);
+int answer_share(struct answer *a);
+int answer_forecast(struct answer *a);
+
+/* answer_latency.c */
+int answer_latency(struct answer *a);
+
 #endif

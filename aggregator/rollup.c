@@ -410,6 +410,19 @@ void rollup_pending_rows_in(const struct rollup_pending *p, unsigned dim, uint32
     }
 }
 
+void rollup_pending_rows_minute(const struct rollup_pending *p, unsigned dim, uint32_t from_s,
+                                uint32_t to_s, rollup_minute_row_fn fn, void *ctx)
+{
+    for (uint32_t i = bucket_lower(p, from_s); i < p->n && p->b[i]->minute < to_s; i++) {
+        const struct rtab *t = &p->b[i]->t[dim];
+        for (uint32_t e = 0; e < t->n; e++) {
+            struct rctr c;
+            memcpy(c.v, ent_ctr(t, e), sizeof c.v);
+            fn(p->b[i]->minute, ent_key(t, e), &c, ctx);
+        }
+    }
+}
+
 static int keys_push(uint8_t **keys, size_t *n, size_t *cap, uint32_t sec, uint64_t seq)
 {
     if (*n == *cap) {

@@ -71,6 +71,12 @@ typedef void (*rollup_row_fn)(const uint8_t *key, const struct rctr *c, void *ct
 void rollup_pending_rows_in(const struct rollup_pending *p, unsigned dim, uint32_t from_s,
                             uint32_t to_s, rollup_row_fn fn, void *ctx);
 
+/* The same, telling fn each row's minute (series by time, query_series.c). */
+typedef void (*rollup_minute_row_fn)(uint32_t minute, const uint8_t *key, const struct rctr *c,
+                                     void *ctx);
+void rollup_pending_rows_minute(const struct rollup_pending *p, unsigned dim, uint32_t from_s,
+                                uint32_t to_s, rollup_minute_row_fn fn, void *ctx);
+
 /* Query side (under pend_lock): appends to *keys (realloc'd, *n entries,
  * *cap capacity) the flows keys (FLOWS_KEY_LEN bytes each) pending in the
  * host index for host in minutes [from_s, to_s). Returns 0 or VIGIL_ENOMEM. */

@@ -74,6 +74,11 @@ static const struct query_kind kinds[] = {
     {"agents", answer_agents},
     {"flows", answer_flows},
     {"top", answer_top},
+    {"bandwidth", answer_bandwidth},
+    {"series", answer_series},
+    {"share", answer_share},
+    {"forecast", answer_forecast},
+    {"latency", answer_latency},
 };
 
 /* service_answer, also telling whether the answer is ok and truncated

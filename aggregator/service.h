@@ -19,6 +19,19 @@
  *            order=newest|oldest (newest)
  *   top      group=host|app|port|pair (host)  by=bytes|packets|flows (bytes)
  *            since=NS  until=NS  limit=1..SERVICE_MAX_ROWS (20)
+ *   bandwidth  host=IP | app=LABEL (else the fleet)  since=NS  until=NS
+ *            step=SECONDS (300; whole minutes, hours past an hour, days past a day):
+ *            per step and over the range: bytes in/out, average and p50/p95/p99/max
+ *            rates in bits/s of the samples (answer_bandwidth.c says which)
+ *   series   since=NS  until=NS  step=SECONDS (3600)  limit=1..16 (6): bytes per step
+ *            of the largest applications, the rest as other=true
+ *   share    group=host|app|port|pair (app)  by=bytes|packets|flows (bytes)
+ *            since=NS  until=NS  share=1..100 (80): the fewest groups reaching it
+ *   forecast capacity=BITS_PER_SECOND (required)  host=IP | app=LABEL
+ *            since=NS  until=NS: daily p95 points and their least-squares trend
+ *   latency  host=IP  group=none|src|dst (none)  limit=1..100 (10)
+ *            since=NS  until=NS  step=SECONDS (300): TCP handshake RTT and
+ *            retransmissions per step, from the stored flows
  * NS is nanoseconds since the Unix epoch, decimal; the CLI turns "1h" or an
  * RFC 3339 time into it with its own clock. Defaults: until = the
  * aggregator's now + 1 day (the furthest a record may end, see

@@ -26,6 +26,9 @@ int cmd_keygen(int argc, char **argv);
 int cmd_agents(int argc, char **argv);
 int cmd_flows(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_bandwidth(int argc, char **argv); /* bandwidth_cmds.c */
+int cmd_latency(int argc, char **argv);   /* bandwidth_cmds.c */
+int cmd_report(int argc, char **argv);    /* report.c */
 
 /* The config file query commands read when --config is not given:
  * $XDG_CONFIG_HOME/vigil/cli.conf (else ~/.config/vigil/cli.conf) when it
@@ -71,7 +74,11 @@ enum col_style {
     COL_SHARE,     /* 0.4213 -> "42.1%", right-aligned */
     COL_AGO,       /* an RFC 3339 time -> "12s ago" */
     COL_TIME,      /* an RFC 3339 time -> "2026-01-01 00:00:05" */
+    COL_RATE,      /* bits/s -> "12.50 Mbit/s" (decimal units), right-aligned */
 };
+
+/* A rate in bits/s for people: "950 bit/s", "12.50 Mbit/s". */
+void output_format_rate(double bps, char *out, size_t len);
 
 struct table_column {
     const char *name;   /* the answer's column */

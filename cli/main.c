@@ -18,6 +18,9 @@ static const struct command commands[] = {
     {"agents", cmd_agents, "each agent: last seen, batches, records, flows, drops, spool"},
     {"flows", cmd_flows, "stored flows, filtered by host, port, protocol, app, time"},
     {"top", cmd_top, "top hosts, applications, ports or talker pairs by bytes/packets/flows"},
+    {"bandwidth", cmd_bandwidth, "bandwidth in/out over time, percentiles, capacity forecast"},
+    {"latency", cmd_latency, "TCP handshake RTT and retransmissions over time"},
+    {"report", cmd_report, "one self-contained HTML page with charts"},
     {"keygen", cmd_keygen, "generate a CurveZMQ key pair (aggregator, agent or analyst)"},
 };
 
@@ -29,7 +32,7 @@ static void usage(FILE *fp)
                 "\n"
                 "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(fp, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(fp, "\n"
                 "examples:\n"
                 "  vigil agents\n"

@@ -44,6 +44,13 @@ static const char *const numeric_columns[] = {
     "spool_dropped_records",
     /* top */
     "port", "share", "bytes_out", "bytes_in", "pkts_out", "pkts_in",
+    /* bandwidth, share, forecast, latency (answer_bandwidth.c, answer_latency.c) */
+    "interval", "samples", "in_bps", "out_bps", "in_p50_bps", "in_p95_bps", "in_p99_bps",
+    "in_max_bps", "out_p50_bps", "out_p95_bps", "out_p99_bps", "out_max_bps", "cumulative",
+    "rank", "groups", "p95_in_bps", "p95_out_bps", "p95_bps", "fitted_bps",
+    "slope_bps_per_day", "slope_bps_per_month", "r2", "days", "capacity_bps", "rtt_flows",
+    "rtt_p50_us", "rtt_p95_us", "rtt_p99_us", "rtt_max_us", "rtt_mean_us", "retrans",
+    "tcp_packets", "retrans_rate",
     NULL,
 };
 
@@ -191,6 +198,18 @@ static void format_bytes(const char *v, char *out, size_t len)
     snprintf(out, len, "%.1f %s", d, units[u]);
 }
 
+void output_format_rate(double bps, char *out, size_t len)
+{
+    static const char *const units[] = {"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s",
+                                        "Pbit/s"};
+    unsigned u = 0;
+    while (bps >= 1000.0 && u + 1 < sizeof units / sizeof units[0]) {
+        bps /= 1000.0; /* bit rates are decimal, as links are sold */
+        u++;
+    }
+    snprintf(out, len, u ? "%.2f %s" : "%.0f %s", bps, units[u]);
+}
+
 static void format_ago(const char *v, int64_t now_ns, char *out, size_t len)
 {
     int64_t t;
@@ -222,6 +241,7 @@ static void table_cell(const char *v, enum col_style style, int64_t now_ns, char
     switch (style) {
     case COL_BYTES: format_bytes(v, out, len); break;
     case COL_SHARE: snprintf(out, len, "%.1f%%", strtod(v, NULL) * 100.0); break;
+    case COL_RATE: output_format_rate(strtod(v, NULL), out, len); break;
     case COL_AGO: format_ago(v, now_ns, out, len); break;
     case COL_TIME: {
         /* "2026-01-01T00:00:05.123456Z" -> "2026-01-01 00:00:05" */
@@ -237,7 +257,7 @@ static void table_cell(const char *v, enum col_style style, int64_t now_ns, char
 
 static bool right_aligned(enum col_style s)
 {
-    return s == COL_NUMBER || s == COL_BYTES || s == COL_SHARE;
+    return s == COL_NUMBER || s == COL_BYTES || s == COL_SHARE || s == COL_RATE;
 }
 
 static int write_table(FILE *fp, const Vigil__QueryResponse *r, const struct table_column *view,

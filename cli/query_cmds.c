@@ -158,6 +158,7 @@ struct query_options {
     const char *host, *port, *proto, *app, *since, *until, *by, *group;
     uint64_t limit;
     bool oldest_first;
+    uint64_t share; /* top --share PCT; 0: off */
 };
 
 #define QOPT(field) offsetof(struct query_options, field)
@@ -216,6 +217,9 @@ static const struct cfg_option top_table[] = {
      "group by host, app, port (with protocol) or pair (two talkers)", CFG_CLI_ONLY},
     {"limit", 'n', CFG_UINT, QOPT(limit), "20", 1, MAX_ROWS, "N", "the N largest groups",
      CFG_CLI_ONLY},
+    {"share", 'r', CFG_UINT, QOPT(share), "0", 0, 100, "PCT",
+     "instead of --limit: the fewest groups that together make PCT % of the traffic, with "
+     "each one's share and the running total", CFG_CLI_ONLY},
     CFG_END,
 };
 
@@ -256,7 +260,9 @@ static struct cfg_program top_program = {
              "\n"
              "The largest talkers, applications, ports or talker pairs over a range, with\n"
              "each one's share of all traffic in it. Example: vigil top --by bytes --group app "
-             "--since 24h" CONFIG_NOTE,
+             "--since 24h\n"
+             "--share 80: the smallest set of groups carrying 80 % of the traffic (hosts: of\n"
+             "the traffic seen at hosts, where a flow counts at both ends)" CONFIG_NOTE,
     .version = VIGIL_VERSION,
     .options = top_table,
     .common_offset = offsetof(struct query_options, common),
@@ -516,6 +522,69 @@ static const struct table_column top_view[] = {
     {NULL, NULL, COL_PLAIN},
 };
 
+static const struct table_column share_view[] = {
+    {"rank", "#", COL_NUMBER},
+    {"host", "HOST", COL_PLAIN},
+    {"app", "APP", COL_PLAIN},
+    {"proto", "PROTO", COL_NUMBER},
+    {"port", "PORT", COL_NUMBER},
+    {"host_a", "HOST A", COL_PLAIN},
+    {"host_b", "HOST B", COL_PLAIN},
+    {"bytes", "BYTES", COL_BYTES},
+    {"packets", "PACKETS", COL_NUMBER},
+    {"flows", "FLOWS", COL_NUMBER},
+    {"share", "SHARE", COL_SHARE},
+    {"cumulative", "CUMULATIVE", COL_SHARE},
+    {NULL, NULL, COL_PLAIN},
+};
+
+/* top --share: the "share" query; in a table, a closing line says how few
+ * groups make the share. Returns the exit code. */
+static int top_share(const char *prog, const struct query_options *o, enum out_format fmt,
+                     const struct query_arg *args, size_t nargs)
+{
+    struct client_options co = {
+        .connect = o->connect,
+        .key = o->key,
+        .server_key = o->server_key,
+        .insecure = o->insecure,
+        .timeout_ns = o->timeout,
+    };
+    Vigil__Envelope *env = NULL;
+    char err[768];
+    if (client_query(&co, "share", args, nargs, &env, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return CLI_EXIT_FAIL;
+    }
+    const Vigil__QueryResponse *r = env->response;
+    int status = CLI_EXIT_OK;
+    if (!r->ok) {
+        fprintf(stderr, "%s: the aggregator refused the query: %s\n", prog, r->error);
+        status = CLI_EXIT_FAIL;
+    } else if (output_write(stdout, fmt, r, share_view, vigil_wallclock_ns()) != 0) {
+        fprintf(stderr, "%s: cannot write the output\n", prog);
+        status = CLI_EXIT_FAIL;
+    } else if (fmt == OUT_TABLE && r->n_rows == 0) {
+        fprintf(stderr, "%s: no traffic in this range (see --since)\n", prog);
+    } else if (fmt == OUT_TABLE) {
+        const Vigil__Row *last = r->rows[r->n_rows - 1];
+        const char *cum = "", *groups = "";
+        for (size_t c = 0; c < r->n_columns && c < last->n_cells; c++) {
+            if (strcmp(r->columns[c], "cumulative") == 0)
+                cum = last->cells[c];
+            else if (strcmp(r->columns[c], "groups") == 0)
+                groups = last->cells[c];
+        }
+        printf("\n%zu of %s %s groups make %.1f%% of the %s (asked: %" PRIu64 "%%)\n",
+               r->n_rows, groups, o->group, strtod(cum, NULL) * 100.0, o->by, o->share);
+    }
+    if (r->ok && r->truncated)
+        fprintf(stderr, "%s: note: the answer is incomplete (a time or size bound was hit): "
+                        "narrow the range\n", prog);
+    envelope_free(env);
+    return status;
+}
+
 int cmd_top(int argc, char **argv)
 {
     static const char *const groups[] = {"host", "app", "port", "pair", NULL};
@@ -549,9 +618,15 @@ int cmd_top(int argc, char **argv)
         fprintf(stderr, "%s: --by: '%s' is not bytes, packets or flows\n", prog, o.by);
         goto done;
     }
-    snprintf(limit, sizeof limit, "%" PRIu64, o.limit);
     args[n++] = (struct query_arg){"group", o.group};
     args[n++] = (struct query_arg){"by", o.by};
+    if (o.share) {
+        snprintf(limit, sizeof limit, "%" PRIu64, o.share);
+        args[n++] = (struct query_arg){"share", limit};
+        rc = top_share(prog, &o, fmt, args, n);
+        goto done;
+    }
+    snprintf(limit, sizeof limit, "%" PRIu64, o.limit);
     args[n++] = (struct query_arg){"limit", limit};
     rc = run_query(prog, &o, fmt, "top", args, n, top_view,
                    "no traffic in this range (see --since)");
