@@ -38,37 +38,12 @@ import sys
 import tempfile
 import time
 
-PASSED = 0
-FAILED = 0
+import vigiltest
+from vigiltest import check, fail, ok, run
+
 T0 = 1767225600          # 2026-01-01T00:00:00Z: vigil-gen's default start
 GROWTH_DAY0 = 1769904000  # 2026-02-01T00:00:00Z: the linear growth's first day
 GROWTH_DAYS = 10
-
-
-def ok(what):
-    global PASSED
-    PASSED += 1
-    print(f"ok   {what}", flush=True)
-
-
-def fail(what, detail=""):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[:20]:
-        print(f"    | {line}", flush=True)
-
-
-def check(cond, what, detail=""):
-    if cond:
-        ok(what)
-    else:
-        fail(what, detail)
-    return cond
-
-
-def run(cmd, timeout=60):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def us_of(text):
@@ -512,16 +487,16 @@ def main():
         fail("analyst test aborted", repr(e))
     finally:
         rig.stop()
-        if FAILED and os.path.exists(rig.log_path):
+        if vigiltest.failed and os.path.exists(rig.log_path):
             print("---- aggregator log (last 30 lines) ----")
             for line in rig.log().splitlines()[-30:]:
                 print("    " + line)
-        if args.keep or FAILED:
+        if args.keep or vigiltest.failed:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed in {time.time() - t_start:.1f} s")
-    return 1 if FAILED else 0
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t_start:.1f} s")
+    return 1 if vigiltest.failed else 0
 
 
 if __name__ == "__main__":

@@ -35,36 +35,11 @@ import tempfile
 import threading
 import time
 
-PASSED = 0
-FAILED = 0
+import vigiltest
+from vigiltest import check, fail, ok, run
+
 FLOWS_PER_AGENT = 15000
 BATCH_RECORDS = 10  # many small batches: each is one durable commit
-
-
-def ok(what):
-    global PASSED
-    PASSED += 1
-    print(f"ok   {what}", flush=True)
-
-
-def fail(what, detail=""):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[:20]:
-        print(f"    | {line}", flush=True)
-
-
-def check(cond, what, detail=""):
-    if cond:
-        ok(what)
-    else:
-        fail(what, detail)
-    return cond
-
-
-def run(cmd, timeout=120):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def free_port():
@@ -333,16 +308,16 @@ def main():
         fail("crash test aborted", repr(e))
     finally:
         rig.kill_aggregator(signal.SIGKILL)
-        if FAILED and os.path.exists(rig.agg_log):
+        if vigiltest.failed and os.path.exists(rig.agg_log):
             print("---- aggregator log (last 30 lines) ----")
             for line in rig.log().splitlines()[-30:]:
                 print("    " + line)
-        if args.keep or FAILED:
+        if args.keep or vigiltest.failed:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed in {time.time() - t0:.1f} s")
-    return 1 if FAILED else 0
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
+    return 1 if vigiltest.failed else 0
 
 
 if __name__ == "__main__":

@@ -41,30 +41,8 @@ import sys
 import tempfile
 import time
 
-PASSED = 0
-FAILED = 0
-
-
-def ok(what):
-    global PASSED
-    PASSED += 1
-    print(f"ok   {what}", flush=True)
-
-
-def fail(what, detail=""):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[:30]:
-        print(f"    | {line}", flush=True)
-
-
-def check(cond, what, detail=""):
-    if cond:
-        ok(what)
-    else:
-        fail(what, detail)
-    return cond
+import vigiltest
+from vigiltest import check, fail, ok
 
 
 def sh(*cmd, check_rc=True, timeout=120):
@@ -289,19 +267,19 @@ def main():
             except subprocess.TimeoutExpired:
                 agg.kill()
         net.close()
-        if FAILED:
+        if vigiltest.failed:
             for f in sorted(os.listdir(work)):
                 if f.endswith(".log"):
                     print(f"---- {f} (last 15 lines) ----")
                     with open(os.path.join(work, f)) as fh:
                         for line in fh.read().splitlines()[-15:]:
                             print("    " + line)
-        if args.keep or FAILED:
+        if args.keep or vigiltest.failed:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed in {time.time() - t0:.1f} s")
-    return 1 if FAILED else 0
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
+    return 1 if vigiltest.failed else 0
 
 
 if __name__ == "__main__":

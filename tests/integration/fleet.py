@@ -42,34 +42,8 @@ import sys
 import tempfile
 import time
 
-PASSED = 0
-FAILED = 0
-
-
-def ok(what):
-    global PASSED
-    PASSED += 1
-    print(f"ok   {what}", flush=True)
-
-
-def fail(what, detail=""):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[:20]:
-        print(f"    | {line}", flush=True)
-
-
-def check(cond, what, detail=""):
-    if cond:
-        ok(what)
-    else:
-        fail(what, detail)
-    return cond
-
-
-def run(cmd, timeout=60, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+import vigiltest
+from vigiltest import check, fail, ok, run
 
 
 class Fleet:
@@ -264,16 +238,16 @@ def main():
         fail("fleet test aborted", repr(e))
     finally:
         fleet.stop()
-        if FAILED:
+        if vigiltest.failed:
             print("---- aggregator log (last 40 lines) ----")
             for line in fleet.log().splitlines()[-40:] if os.path.exists(fleet.agg_log) else []:
                 print("    " + line)
-        if args.keep or FAILED:
+        if args.keep or vigiltest.failed:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed in {time.time() - t0:.1f} s")
-    return 1 if FAILED else 0
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
+    return 1 if vigiltest.failed else 0
 
 
 def body(fleet):

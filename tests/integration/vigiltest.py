@@ -1,0 +1,35 @@
+"""vigiltest.py — what the integration tests share: one line per check
+("ok   what" / "FAIL what" with the detail indented below), the tally, and
+running a program with its output captured. Standard library only."""
+import subprocess
+
+passed = 0
+failed = 0
+
+
+def ok(what):
+    global passed
+    passed += 1
+    print(f"ok   {what}", flush=True)
+
+
+def fail(what, detail=""):
+    global failed
+    failed += 1
+    print(f"FAIL {what}", flush=True)
+    for line in str(detail).splitlines()[:20]:
+        print(f"    | {line}", flush=True)
+
+
+def check(cond, what, detail=""):
+    """ok or fail by cond; returns cond."""
+    if cond:
+        ok(what)
+    else:
+        fail(what, detail)
+    return cond
+
+
+def run(cmd, timeout=60, **kw):
+    """The finished process, output captured as text."""
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
