@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct capture {
     pcap_t *pcap;
@@ -27,6 +28,7 @@ struct capture {
     void *map;      /* a mapped capture file, unmapped after pcap_close */
     size_t map_len;
     size_t map_released; /* bytes from the start already given back */
+    int timeout_ms;      /* live: how long the kernel may hold a block of packets */
 };
 
 #define CAPTURE_FILE_BUF (1u << 20)
@@ -139,6 +141,7 @@ struct capture *capture_open(const struct capture_config *cfg, char *errbuf)
         return NULL;
     }
     cap->live = cfg->iface != NULL;
+    cap->timeout_ms = cfg->timeout_ms;
     cap->pcap = cap->live ? open_live(cfg, errbuf) : open_file(cap, cfg, errbuf);
     if (!cap->pcap)
         goto fail;
@@ -188,6 +191,32 @@ static void release_read_pages(struct capture *cap)
     }
 }
 
+/* Live, once asked to stop: the kernel hands packets over a block at a
+ * time (TPACKET_V3), when the block is full or timeout_ms after its first
+ * packet, so what arrived just before the stop may still sit in a block.
+ * Reads on, without blocking, until nothing has come for longer than that
+ * (at most CAPTURE_DRAIN_MAX_MS): the flows end with their last packets. */
+#define CAPTURE_DRAIN_MAX_MS 1000
+static void drain_live(struct capture *cap)
+{
+    char perr[PCAP_ERRBUF_SIZE];
+    if (pcap_setnonblock(cap->pcap, 1, perr) != 0)
+        return;
+    int64_t now = vigil_monotonic_ns();
+    int64_t quiet = (int64_t)(cap->timeout_ms + 50) * NS_PER_MS;
+    int64_t until = now + quiet, hard = now + CAPTURE_DRAIN_MAX_MS * NS_PER_MS;
+    while (now < until && now < hard) {
+        int n = pcap_dispatch(cap->pcap, 4096, dispatch_cb, (u_char *)cap);
+        if (n < 0 && n != PCAP_ERROR_BREAK)
+            return;
+        now = vigil_monotonic_ns();
+        if (n > 0)
+            until = now + quiet;
+        else
+            nanosleep(&(struct timespec){.tv_nsec = 10 * NS_PER_MS}, NULL);
+    }
+}
+
 int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet_fn on_packet,
                 capture_idle_fn on_idle, void *ctx, char *errbuf)
 {
@@ -217,6 +246,8 @@ int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet
             next_stats = now + NS_PER_SEC;
         }
     }
+    if (cap->live)
+        drain_live(cap);
     return 0;
 }
 

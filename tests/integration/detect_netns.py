@@ -162,6 +162,8 @@ def main():
         if not wait_for(lambda: os.path.exists(f"{work}/aggregator.sock"), 15, 0.05):
             raise RuntimeError("the aggregator did not start")
 
+        # no forensic capture is ordered here: no capture folder needed
+        no_capture = ["--no-capture"] if "--no-capture" in sh(args.agent, "--help").stdout else []
         agents = {}
         for name in (net.t1, net.t2, net.t3):
             label = name[2:4]  # t1, t2, t3
@@ -170,7 +172,7 @@ def main():
                 name, [args.agent, "-i", net.dev[name], "--aggregator", endpoint, "--insecure",
                        "--spool", os.path.join(work, f"spool-{label}"), "--agent-name",
                        f"host-{label}", "--local-net", f"{net.net}.0/24",
-                       "--batch-interval", "1s"],
+                       "--batch-interval", "1s", *no_capture],
                 stdout=log, stderr=subprocess.STDOUT)
             procs.append(agents[label])
         time.sleep(1.5)  # the live handles are open
