@@ -20,11 +20,17 @@ socket (a file: it crosses network namespaces). Then, from the scanner:
   hping3 -S -p ++1 -c 400 t3     a SYN port sweep         -> port_scan t3
   nmap -sS -Pn -p 445 t2's 64 secondary addresses
                                  one port, many targets   -> horizontal_scan
+  nmap -sS -S .2 -p 6 ports over 8 more addresses of each host
+                                 each agent sees 8 targets: under every
+                                 per-host threshold       -> fleet_scan only
+  hping3 -S -a BOT, ten source addresses, 60 ports each of one target
+                                 600 ports together       -> distributed_scan
   ping and a short TCP exchange between t1 and t3: ordinary traffic
 
 The agents are stopped (SIGTERM flushes every flow), and the test waits for
-`vigil alerts` to list: each expected alert with the scanner as its source
-and the right target(s), and no alert that names t1 or t3 as a source.
+`vigil alerts` to list: each expected alert with its source(s) and the
+right target(s), no per-host alert for the fleet scanner or any single
+distributed source, and no alert that names anyone but the attackers.
 
 usage: detect_netns.py --aggregator BIN --cli BIN --agent BIN [--keep]
 Exit status: 0 passed, 1 failed, 77 skipped (not root, no namespaces, no
@@ -75,6 +81,14 @@ class Net:
         self.scanner, self.t1, self.t2, self.t3 = self.names
         self.dev = {ns: f"e{i}{tag}" for i, ns in enumerate(self.names)}
         self.t2_extra = [f"{self.net}.{i}" for i in range(64, 128)]
+        # fleet scan: 8 more addresses on each host, probed from the
+        # scanner's second address; distributed scan: ten sources (more
+        # scanner addresses) against one more address of t1
+        self.fleet_scanner = f"{self.net}.2"
+        self.fleet_targets = {h: [f"{self.net}.{140 + 8 * k + i}" for i in range(8)]
+                              for k, h in enumerate((self.t1, self.t2, self.t3))}
+        self.bots = [f"{self.net}.{30 + i}" for i in range(10)]
+        self.dscan_target = f"{self.net}.170"
         self.made = []
 
     def up(self):
@@ -95,8 +109,13 @@ class Net:
             self.run(ns, "ip", "link", "set", "lo", "up")
             self.run(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
             self.run(ns, "ip", "link", "set", dev, "up")
-        for a in self.t2_extra:
-            self.run(self.t2, "ip", "addr", "add", f"{a}/24", "dev", self.dev[self.t2])
+        extra = {self.t2: list(self.t2_extra), self.scanner: [self.fleet_scanner, *self.bots],
+                 self.t1: [self.dscan_target]}
+        for h, addrs in self.fleet_targets.items():
+            extra.setdefault(h, []).extend(addrs)
+        for ns, addrs in extra.items():
+            for a in addrs:
+                self.run(ns, "ip", "addr", "add", f"{a}/24", "dev", self.dev[ns])
         # the scanner's probes must reach every port: no rate limit on RSTs
         for ns in self.names:
             self.run(ns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
@@ -205,6 +224,25 @@ def main():
         check("Nmap done" in r.stdout, f"nmap -sS -p 445 over {len(net.t2_extra)} addresses ran",
               r.stdout[-800:])
 
+        # the fleet scan: 6 ports on 24 hosts behind three agents; each agent
+        # sees 8 targets, far under every per-host threshold
+        fleet = [a for addrs in net.fleet_targets.values() for a in addrs]
+        r = net.run(scanner, "nmap", "-n", "-Pn", "-sS", "-S", net.fleet_scanner, "-e",
+                    net.dev[scanner], "-p", "21,22,23,80,443,3389", "-T4", "--max-retries", "1",
+                    *fleet, timeout=300)
+        check("Nmap done" in r.stdout,
+              f"nmap -sS -S {net.fleet_scanner} -p 6 ports over {len(fleet)} hosts ran",
+              r.stdout[-800:])
+        # the distributed scan: ten sources, 60 ports each, 600 ports of one target
+        bad = []
+        for i, bot in enumerate(net.bots):
+            r = net.run(scanner, "hping3", "-S", "-a", bot, "-p", f"++{2000 + 60 * i}", "-c", "60",
+                        "-i", "u2000", net.dscan_target, check_rc=False, timeout=120)
+            if "60 packets transmitted" not in r.stdout + r.stderr:
+                bad.append((r.stdout + r.stderr)[-300:])
+        check(not bad, f"hping3 -a BOT x{len(net.bots)}: 60 ports each of {net.dscan_target} ran",
+              "\n".join(bad))
+
         for p in agents.values():
             p.send_signal(signal.SIGTERM)
         for label, p in agents.items():
@@ -227,7 +265,7 @@ def main():
             if not found:
                 return False
             types = {a["type"] for a in found}
-            return {"port_scan", "horizontal_scan"} <= types
+            return {"port_scan", "horizontal_scan", "fleet_scan", "distributed_scan"} <= types
 
         found = wait_for(lambda: want(alerts()) and alerts(), 30) or alerts() or []
         text = "\n".join(json.dumps(a)[:300] for a in found)
@@ -252,8 +290,28 @@ def main():
                   any(ipaddress.ip_address(t) >= extra for t in a.get("targets", []))
                   for a in found),
               f"nmap -p 445 sweep: horizontal_scan from {scn}", text)
-        wrong = [a for a in found if scn not in a.get("sources", [])]
-        check(not wrong, "no alert names anything but the scanner as its source",
+        fs = net.fleet_scanner
+        fleet_alerts = [a for a in found if fs in a.get("sources", [])]
+        # the lists name a few addresses; the evidence counts them all
+        check(any(a["type"] == "fleet_scan" and len(a.get("agents", [])) >= 3 and
+                  set(a.get("targets", [])) <= set(fleet) and
+                  a.get("evidence", {}).get("distinct_targets", 0) >= 20 for a in fleet_alerts),
+              f"nmap over 24 hosts behind 3 agents: fleet_scan from {fs}, naming the agents",
+              text)
+        check(not [a for a in fleet_alerts if a["type"] in ("port_scan", "horizontal_scan")],
+              f"no per-host scan alert for {fs}: each agent saw too little",
+              "\n".join(json.dumps(a)[:300] for a in fleet_alerts))
+        dist = [a for a in found if a["type"] == "distributed_scan"
+                and net.dscan_target in a.get("targets", [])]
+        check(any(set(a.get("sources", [])) <= set(net.bots) and
+                  a.get("evidence", {}).get("distinct_sources", 0) >= 5 for a in dist),
+              f"ten sources over one target: distributed_scan on {net.dscan_target}", text)
+        check(not [a for a in found if a["type"] == "port_scan" and
+                   set(a.get("sources", [])) & set(net.bots)],
+              "no port_scan for any one of the ten sources (each under the threshold)", text)
+        attackers = {scn, fs, *net.bots}
+        wrong = [a for a in found if not set(a.get("sources", [])) <= attackers]
+        check(not wrong, "no alert names a source other than the attackers",
               "\n".join(json.dumps(a)[:300] for a in wrong))
     except RuntimeError as e:
         fail("detect_netns aborted", str(e))
