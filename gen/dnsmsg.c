@@ -205,3 +205,70 @@ size_t dns_build_response(uint8_t *out, size_t cap, uint16_t id, const char *qna
     w_opt(&w);
     return w.overflow ? 0 : w.len;
 }
+
+/* The parent of a tunnel's names: the last two labels of qname. */
+static const char *last_two_labels(const char *qname)
+{
+    const char *end = qname + strlen(qname), *p = end;
+    int dots = 0;
+    while (p > qname) {
+        if (p[-1] == '.' && ++dots == 2)
+            break;
+        p--;
+    }
+    return p;
+}
+
+size_t dns_build_data_response(uint8_t *out, size_t cap, uint16_t id, const char *qname,
+                               uint16_t qtype, size_t data_len, struct rng *r)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char b32[] = "abcdefghijklmnopqrstuvwxyz012345";
+    struct wbuf w = {.p = out, .cap = cap};
+    w_header(&w, id, 0x8180, 1, 1, 0, 1);
+    w_name(&w, qname);
+    w_u16(&w, qtype);
+    w_u16(&w, 1);
+    uint16_t type = qtype == DNS_TYPE_TXT || qtype == DNS_TYPE_CNAME ? qtype : DNS_TYPE_NULL;
+    size_t at = w_rr_start(&w, 0xc00c, type, 0);
+    if (type == DNS_TYPE_TXT) {
+        /* Base64 text: 4 characters per 3 bytes, strings of at most 255. */
+        size_t chars = (data_len + 2) / 3 * 4;
+        while (chars > 0 && !w.overflow) {
+            size_t n = chars > 255 ? 255 : chars;
+            w_u8(&w, (uint32_t)n);
+            for (size_t i = 0; i < n; i++)
+                w_u8(&w, (uint8_t)b64[rng_below(r, 64)]);
+            chars -= n;
+        }
+    } else if (type == DNS_TYPE_CNAME) {
+        /* Base32 labels of up to 63 characters; a name stays within 253. */
+        char name[254];
+        const char *parent = last_two_labels(qname);
+        size_t plen = strlen(parent), room = sizeof name - 3 - plen, len = 0;
+        size_t chars = (data_len * 8 + 4) / 5;
+        if (chars > room - room / 64)
+            chars = room - room / 64;
+        while (chars > 0) {
+            size_t n = chars > 63 ? 63 : chars;
+            for (size_t i = 0; i < n; i++)
+                name[len++] = b32[rng_below(r, 32)];
+            name[len++] = '.';
+            chars -= n;
+        }
+        memcpy(name + len, parent, plen + 1);
+        w_name(&w, name);
+    } else {
+        uint8_t chunk[64];
+        for (size_t left = data_len; left > 0 && !w.overflow;) {
+            size_t n = left > sizeof chunk ? sizeof chunk : left;
+            rng_fill(r, chunk, n);
+            w_bytes(&w, chunk, n);
+            left -= n;
+        }
+    }
+    w_rr_end(&w, at);
+    w_opt(&w);
+    return w.overflow ? 0 : w.len;
+}

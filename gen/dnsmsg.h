@@ -13,7 +13,10 @@
 #include <stdint.h>
 
 #define DNS_TYPE_A 1
+#define DNS_TYPE_CNAME 5
+#define DNS_TYPE_NULL 10
 #define DNS_TYPE_PTR 12
+#define DNS_TYPE_MX 15
 #define DNS_TYPE_TXT 16
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_HTTPS 65
@@ -30,5 +33,13 @@ size_t dns_build_query(uint8_t *out, size_t cap, uint16_t id, const char *qname,
  * (addresses, TTLs, CNAME use) are drawn from r. Returns the length or 0. */
 size_t dns_build_response(uint8_t *out, size_t cap, uint16_t id, const char *qname,
                           uint16_t qtype, uint8_t rcode, struct rng *r);
+
+/* Writes a NOERROR response whose one answer carries about data_len bytes
+ * of opaque data, as a DNS tunnel's server sends its downstream: NULL
+ * (raw bytes), TXT (base64 text in 255-byte strings) or CNAME (base32
+ * labels under the query's last two labels). Other types get raw bytes in
+ * a NULL answer. Returns the length or 0 if it does not fit in cap. */
+size_t dns_build_data_response(uint8_t *out, size_t cap, uint16_t id, const char *qname,
+                               uint16_t qtype, size_t data_len, struct rng *r);
 
 #endif

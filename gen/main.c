@@ -3,10 +3,13 @@
  *   vigil-gen --profile unit|bench --out FILE.pcap [--truth FILE.jsonl]
  *             [--seed N] [--snaplen N] [--flows N] [--duration SEC]
  *             [--start EPOCH_SEC]
+ *   vigil-gen --profile fleet --out-dir DIR [--hosts N] [--days D]
+ *             [--no-attacks] [--exfil-mb MB] [--seed N] [--start EPOCH_SEC]
  *
  * The same arguments always give byte-identical output: every random choice
  * comes from --seed, and the start time is fixed unless --start is given
  * (never the wall clock). A summary goes to stderr. */
+#include "fleet.h"
 #include "profile.h"
 #include "scheduler.h"
 #include "pcapout.h"
@@ -23,20 +26,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DEFAULT_START INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
+#define FLEET_START INT64_C(1767571200)   /* 2026-01-05T00:00:00Z, a Monday */
 #define DEFAULT_SNAPLEN 262144u
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vigil-gen --profile unit|bench --out FILE.pcap [options]\n"
+            "       vigil-gen --profile fleet --out-dir DIR [options]\n"
             "\n"
             "Writes a deterministic synthetic capture (pcap, nanosecond timestamps,\n"
             "Ethernet) and, with --truth, one JSON line per flow with what it contains.\n"
             "\n"
             "  --profile NAME    unit: %s\n"
             "                    bench: %s\n"
+            "                    fleet: a labelled scenario, one capture per host: servers,\n"
+            "                    an admin and workstations with an office day's rhythm\n"
+            "                    (browsing, DNS, mail, SMB, SSH, NTP, updates, nightly\n"
+            "                    backups), and on the last day a beacon, a port scan, a\n"
+            "                    horizontal scan, a fleet-wide scan, a DNS tunnel, a\n"
+            "                    distributed scan and an exfiltration at fixed times;\n"
+            "                    writes DIR/<host>.pcap (what that host's own interface\n"
+            "                    sees) and DIR/labels.json (the fleet and each attack:\n"
+            "                    type, sources, targets, agents, start, end)\n"
             "  --out FILE        capture to write (\"-\" for stdout)\n"
             "  --truth FILE      ground truth, JSON Lines, flow-record field names\n"
             "  --seed N          seed of every random choice (default 1)\n"
@@ -45,9 +60,18 @@ static void usage(FILE *f)
             "  --flows N         bench: flows to start (default 1000000)\n"
             "  --duration SEC    bench: seconds over which they start (default 300)\n"
             "  --start EPOCH     time of the first packet, seconds since the epoch\n"
-            "                    (default %" PRId64 ", 2026-01-01T00:00:00Z)\n"
+            "                    (default %" PRId64 ", 2026-01-01T00:00:00Z; fleet: the\n"
+            "                    start of its span, default %" PRId64 ", a Monday 00:00Z)\n"
+            "  --out-dir DIR     fleet: where the captures and labels.json go (created)\n"
+            "  --hosts N         fleet: hosts, %d to %d (default 24): srv-web, srv-mail,\n"
+            "                    srv-files, adm-01, then workstations ws-01...\n"
+            "  --days D          fleet: days of traffic, 1 to 14 (default 2; the attacks\n"
+            "                    are on the last day)\n"
+            "  --no-attacks      fleet: the same benign traffic without any attack\n"
+            "  --exfil-mb MB     fleet: size of the exfiltration upload (default 250)\n"
             "  --help            this text\n",
-            profile_unit.help, profile_bench.help, DEFAULT_SNAPLEN, DEFAULT_START);
+            profile_unit.help, profile_bench.help, DEFAULT_SNAPLEN, DEFAULT_START, FLEET_START,
+            FLEET_MIN_HOSTS, FLEET_MAX_HOSTS);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -61,6 +85,28 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* The fleet scenario: every capture and labels.json into dir. */
+static int run_fleet(const struct fleet_opts *fo, const char *dir, unsigned snaplen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "vigil-gen: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    int64_t t_begin = vigil_monotonic_ns();
+    struct scenario sc;
+    scn_init(&sc);
+    int e = fleet_build(&sc, fo);
+    if (e == 0)
+        e = scn_write(&sc, dir, snaplen, stderr);
+    else
+        fprintf(stderr, "vigil-gen: fleet: %s\n", vigil_strerror(e));
+    scn_free(&sc);
+    if (e == 0)
+        fprintf(stderr, "vigil-gen: profile fleet seed %" PRIu64 ": %s in %.1f s\n", fo->seed,
+                dir, (double)(vigil_monotonic_ns() - t_begin) / 1e9);
+    return e == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -68,15 +114,21 @@ int main(int argc, char **argv)
         {"truth", required_argument, NULL, 't'},   {"seed", required_argument, NULL, 's'},
         {"snaplen", required_argument, NULL, 'S'}, {"flows", required_argument, NULL, 'f'},
         {"duration", required_argument, NULL, 'd'}, {"start", required_argument, NULL, 'T'},
+        {"out-dir", required_argument, NULL, 'D'}, {"hosts", required_argument, NULL, 'H'},
+        {"days", required_argument, NULL, 'y'},    {"no-attacks", no_argument, NULL, 'N'},
+        {"exfil-mb", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    const char *profile_name = NULL, *out = NULL, *truth_path = NULL;
+    const char *profile_name = NULL, *out = NULL, *truth_path = NULL, *out_dir = NULL;
     struct gen_opts o = {.seed = 1, .snaplen = DEFAULT_SNAPLEN,
                          .start_ns = DEFAULT_START * NS_PER_SEC};
+    struct fleet_opts fo = {.hosts = 24, .days = 2, .attacks = true,
+                            .exfil_bytes = UINT64_C(250000000)};
+    bool start_given = false;
     uint64_t v;
     char *end;
     int c;
-    while ((c = getopt_long(argc, argv, "p:o:t:s:S:f:d:T:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:o:t:s:S:f:d:T:D:H:y:Nx:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'p':
             profile_name = optarg;
@@ -109,6 +161,28 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &v) || v > UINT64_C(9000000000))
                 goto bad;
             o.start_ns = (int64_t)v * NS_PER_SEC;
+            start_given = true;
+            break;
+        case 'D':
+            out_dir = optarg;
+            break;
+        case 'H':
+            if (parse_u64(optarg, &v) || v < FLEET_MIN_HOSTS || v > FLEET_MAX_HOSTS)
+                goto bad;
+            fo.hosts = (unsigned)v;
+            break;
+        case 'y':
+            if (parse_u64(optarg, &v) || v < 1 || v > 14)
+                goto bad;
+            fo.days = (unsigned)v;
+            break;
+        case 'N':
+            fo.attacks = false;
+            break;
+        case 'x':
+            if (parse_u64(optarg, &v) || v < 1 || v > 4000)
+                goto bad;
+            fo.exfil_bytes = v * UINT64_C(1000000);
             break;
         case 'h':
             usage(stdout);
@@ -122,13 +196,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "vigil-gen: bad value '%s' (see --help)\n", optarg);
         return 2;
     }
+    if (optind == argc && profile_name && strcmp(profile_name, "fleet") == 0) {
+        if (!out_dir || out || truth_path) {
+            fprintf(stderr, "vigil-gen: the fleet profile writes --out-dir DIR (no --out, "
+                            "--truth)\n");
+            return 2;
+        }
+        fo.seed = o.seed;
+        fo.start_ns = start_given ? o.start_ns : FLEET_START * NS_PER_SEC;
+        return run_fleet(&fo, out_dir, o.snaplen);
+    }
     if (optind != argc || !profile_name || !out) {
         usage(stderr);
         return 2;
     }
     const struct profile_ops *prof = profile_find(profile_name);
     if (!prof) {
-        fprintf(stderr, "vigil-gen: unknown profile '%s' (unit, bench)\n", profile_name);
+        fprintf(stderr, "vigil-gen: unknown profile '%s' (unit, bench, fleet)\n", profile_name);
         return 2;
     }
 

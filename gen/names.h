@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define NAME_MAX_LEN 96
+#define NAME_MAX_LEN 254 /* a DNS name of up to 253 characters, and its NUL */
 
 /* Writes a host name ("cdn3.static.example.net") into out (cap >= NAME_MAX_LEN). */
 void names_host(struct rng *r, char *out, size_t cap);

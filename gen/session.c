@@ -255,6 +255,15 @@ static void plan_tcp(struct session *s)
                             .mark = INTENT_SYNOPT};
         q_add(s, sa);
         s->nxt[1] = s->isn[1] + 1;
+        if (sp->end == TEND_HALFOPEN) {
+            /* A SYN scanner learnt the port is open: it resets instead of
+             * completing the handshake. */
+            struct intent rst = {.t = s->t + host_delay(s), .dir = 0, .flags = TCP_RST,
+                                 .seq = s->nxt[0], .what = W_TCP};
+            q_add(s, rst);
+            s->phase = PH_DONE;
+            return;
+        }
         tcp_seg(s, s->t + host_delay(s), 0, TCP_ACK, 0, 0, INTENT_HSACK);
         s->t += host_delay(s);
         s->phase = PH_REQ_BEGIN;
@@ -647,6 +656,7 @@ static const char *state_of(const struct session *s)
     case TEND_REJ:
         return "REJ";
     case TEND_RSTO:
+    case TEND_HALFOPEN:
         return "RSTO";
     case TEND_RSTR:
         return "RSTR";
@@ -760,8 +770,11 @@ size_t sess_emit(struct session *s, uint8_t *frame, int64_t *ts, struct truth_wr
             paylen = dns_build_query(pl, cap, s->app_id, sp->name, sp->dns_qtype);
             break;
         case W_DNS_R:
-            paylen = dns_build_response(pl, cap, s->app_id, sp->name, sp->dns_qtype,
-                                        sp->dns_rcode, &s->rng);
+            paylen = sp->dns_data
+                         ? dns_build_data_response(pl, cap, s->app_id, sp->name, sp->dns_qtype,
+                                                   sp->dns_data, &s->rng)
+                         : dns_build_response(pl, cap, s->app_id, sp->name, sp->dns_qtype,
+                                              sp->dns_rcode, &s->rng);
             s->acc.reply_seen = true;
             break;
         case W_NTP_Q:

@@ -46,6 +46,7 @@ enum tcp_end {
     TEND_RSTO,           /* established, the initiator resets */
     TEND_RSTR,           /* established, the responder resets */
     TEND_OPEN,           /* S1: established, never closed */
+    TEND_HALFOPEN,       /* SYN, SYN-ACK, then the initiator's RST: a SYN scan's open port */
 };
 
 struct sess_spec {
@@ -69,6 +70,9 @@ struct sess_spec {
     uint8_t dns_rcode;
     bool dns_no_reply;
     bool quic_close;      /* the QUIC client sends a final (CONNECTION_CLOSE-sized) packet */
+    uint16_t dns_data;    /* DNS: opaque answer bytes, as a tunnel's downstream; 0: ordinary */
+    uint16_t tag;         /* scenario: 1 + index of the labelled attack it belongs to; 0: benign */
+    uint64_t captures;    /* scenario: bit i set = written to capture i */
     char name[NAME_MAX_LEN]; /* DNS qname, TLS SNI (TCP and QUIC), HTTP Host */
     const char *note;     /* static text for the truth file, or NULL */
 };
