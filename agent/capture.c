@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,6 +73,16 @@ static pcap_t *open_live(const struct capture_config *cfg, char *errbuf)
     }
     if (rc > 0)
         log_warn("capture on %s: %s", cfg->iface, pcap_statustostr(rc));
+    /* Non-blocking, and capture_run waits in poll() itself: with the
+     * TPACKET_V3 ring a blocking read sleeps until a block of packets is
+     * handed over, which on a silent link is never, and the flows' idle
+     * timeouts would wait for the next packet. */
+    if (pcap_setnonblock(p, 1, perr) != 0 || pcap_get_selectable_fd(p) < 0) {
+        snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "cannot capture on %s: no pollable descriptor%s%s",
+                 cfg->iface, perr[0] ? ": " : "", perr);
+        pcap_close(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -237,8 +248,16 @@ int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet
             release_read_pages(cap);
             continue;
         }
-        if (n == 0 && on_idle)
-            on_idle(ctx, vigil_wallclock_ns());
+        if (n == 0) {
+            /* nothing handed over yet: sleep until a block is, or timeout_ms */
+            struct pollfd pfd = {.fd = pcap_get_selectable_fd(cap->pcap), .events = POLLIN};
+            if (poll(&pfd, 1, cap->timeout_ms) < 0 && errno != EINTR) {
+                snprintf(errbuf, CAPTURE_ERRBUF_SIZE, "poll: %s", strerror(errno));
+                return VIGIL_ECAPTURE;
+            }
+            if (on_idle)
+                on_idle(ctx, vigil_wallclock_ns());
+        }
         int64_t now = vigil_monotonic_ns();
         if (now >= next_stats) { /* keep the 32-bit counters from wrapping unseen */
             struct capture_stats s;

@@ -10,7 +10,9 @@
 #   - a TCP transfer of TCP_BYTES bytes to a one-shot server, which answers
 #     with a fixed line and closes,
 #   - one DNS query over UDP for QNAME to a one-shot responder.
-# Then it stops the agent with SIGTERM and checks the JSON records: exactly
+# Then, after a silence longer than the idle timeout (2 s here), it stops the
+# agent with SIGTERM and checks the JSON records: the ICMP and DNS flows were
+# ended by the clock (end_reason idle, not shutdown), and exactly
 # these five flows — ICMP echo 3+3 packets of 84 bytes, ICMPv6 echo 3+3 of 104
 # bytes, the TCP flow in state SF whose bytes are exactly the payload plus
 # one IP+TCP header per packet, the DNS flow 1+1 with dns_qname = QNAME — and
@@ -53,6 +55,7 @@ ip6_b="fd00:7669:6769:$n::2"
 tcp_port=8080
 tcp_bytes=100000
 qname="vigil-live-test.example"
+idle_s=2
 work=$(mktemp -d "${TMPDIR:-/tmp}/vigil-live.XXXXXX")
 pids=()
 
@@ -152,7 +155,8 @@ for _ in $(seq 50); do grep -q ready "$work/servers.out" 2>/dev/null && break; s
 grep -q ready "$work/servers.out" || die "servers in $ns_b did not start: $(cat "$work/servers.out")"
 
 # --- the agent in A ---------------------------------------------------------------
-ip netns exec "$ns_a" "$agent" -i "$veth_a" --json "$work/flows.jsonl" >"$work/agent.out" 2>"$work/agent.err" &
+ip netns exec "$ns_a" "$agent" -i "$veth_a" --json "$work/flows.jsonl" --idle-timeout "${idle_s}s" \
+    >"$work/agent.out" 2>"$work/agent.err" &
 agent_pid=$!
 pids+=("$agent_pid")
 sleep 1.5 # let the capture open; there is no readiness signal
@@ -188,7 +192,9 @@ resp, _ = u.recvfrom(2048)
 assert resp[:2] == q[:2], resp
 print("dns_ok")
 PY
-sleep 0.5
+# Silence for longer than the idle timeout: the clock alone must end the
+# flows that saw no packet since (a silent link hands no packet over).
+sleep $((idle_s + 2))
 kill -TERM $agent_pid
 for _ in $(seq 100); do any_alive $agent_pid || break; sleep 0.1; done
 any_alive $agent_pid && die "agent still running 10 s after SIGTERM"
@@ -247,7 +253,8 @@ def expect(f, what, **want):
 icmp = take(lambda f: f["proto"] == 1 and f["src_ip"] == ip4_a and f["dst_ip"] == ip4_b,
             "ICMP echo %s -> %s" % (ip4_a, ip4_b))
 if icmp:
-    expect(icmp, "ICMP echo", pkts_fwd=3, pkts_rev=3, bytes_fwd=3 * 84, bytes_rev=3 * 84)
+    expect(icmp, "ICMP echo", pkts_fwd=3, pkts_rev=3, bytes_fwd=3 * 84, bytes_rev=3 * 84,
+           end_reason="idle")
 
 icmp6 = take(lambda f: f["proto"] == 58 and f["src_ip"] == ip6_a and f["dst_ip"] == ip6_b,
              "ICMPv6 echo %s -> %s" % (ip6_a, ip6_b))
@@ -272,7 +279,7 @@ if tcp:
 dns = take(lambda f: f["proto"] == 17 and f["src_ip"] == ip4_a and f["dst_ip"] == ip4_b
            and f.get("dst_port") == 53, "DNS %s -> %s:53" % (ip4_a, ip4_b))
 if dns:
-    expect(dns, "DNS", pkts_fwd=1, pkts_rev=1, dns_qname=qname)
+    expect(dns, "DNS", pkts_fwd=1, pkts_rev=1, dns_qname=qname, end_reason="idle")
 
 for k, f in flows.items():
     if not noise(f):
