@@ -13,25 +13,7 @@
 int analyst_load(struct cfg_program *prog, struct analyst_options *o, int argc, char **argv,
                  struct cfg_arena **arena, enum out_format *fmt)
 {
-    prog->default_config = cli_default_config();
-    switch (cfg_load(prog, o, argc, argv, arena)) {
-    case CFG_RUN: break;
-    case CFG_EXIT_OK: return CLI_EXIT_OK;
-    default: return CLI_EXIT_USAGE;
-    }
-    if (output_format_parse(o->format, fmt) != 0) {
-        fprintf(stderr, "%s: --format: '%s' is not table, json or csv\n", prog->name, o->format);
-        return CLI_EXIT_USAGE;
-    }
-    if (!o->insecure && (!o->key || !o->server_key)) {
-        fprintf(stderr,
-                "%s: give --key FILE (your analyst key pair) and --server-key FILE (the "
-                "aggregator's .pub), or set key and server-key in %s; --insecure only if the "
-                "aggregator runs without CURVE\n",
-                prog->name, cli_default_config());
-        return CLI_EXIT_USAGE;
-    }
-    return -1;
+    return conn_load(prog, o, &o->conn, argc, argv, arena, fmt);
 }
 
 int analyst_range(const char *prog, const struct analyst_options *o, int64_t now_ns,
@@ -58,13 +40,7 @@ int analyst_range(const char *prog, const struct analyst_options *o, int64_t now
 int analyst_query(const char *prog, const struct analyst_options *o, const char *kind,
                   const struct query_arg *args, size_t nargs, Vigil__Envelope **env)
 {
-    struct client_options co = {
-        .connect = o->connect,
-        .key = o->key,
-        .server_key = o->server_key,
-        .insecure = o->insecure,
-        .timeout_ns = o->timeout,
-    };
+    struct client_options co = conn_client(&o->conn);
     char err[768];
     *env = NULL;
     if (client_query(&co, kind, args, nargs, env, err, sizeof err) != 0) {

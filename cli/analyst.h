@@ -19,10 +19,7 @@
 /* Options of bandwidth, latency and report (each uses what it needs). */
 struct analyst_options {
     struct cfg_common common;
-    /* connection: the same settings and config file as query_cmds.c */
-    const char *connect, *key, *server_key, *format;
-    bool insecure;
-    int64_t timeout;
+    struct conn_options conn; /* the same settings and config file as every query */
     /* what to ask */
     const char *since, *until, *host, *app, *step, *capacity, *group, *html;
     bool forecast;

@@ -16,29 +16,10 @@
 #include <string.h>
 
 #define AOPT(field) offsetof(struct analyst_options, field)
-#define CFG_END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0}
-
-/* The same connection settings (and config file) as every query command. */
-#define ANALYST_CONNECTION_OPTIONS                                                             \
-    {"connect", 'C', CFG_STRING, AOPT(connect), "tcp://127.0.0.1:7400", 0, 0, "ENDPOINT",      \
-     "the aggregator (its --listen address)", 0},                                              \
-    {"key", 'k', CFG_STRING, AOPT(key), NULL, 0, 0, "FILE",                                    \
-     "this analyst's key pair (NAME.key from 'vigil keygen')", 0},                             \
-    {"server-key", 'S', CFG_STRING, AOPT(server_key), NULL, 0, 0, "FILE",                      \
-     "the aggregator's public key (its .pub)", 0},                                             \
-    {"insecure", 0, CFG_BOOL, AOPT(insecure), NULL, 0, 0, NULL,                                \
-     "plain TCP without CURVE (only if the aggregator runs --insecure)", 0},                   \
-    {"timeout", 't', CFG_DURATION, AOPT(timeout), "10s", 1, 3600, "TIME",                      \
-     "give up when the aggregator has not answered after TIME", 0},                            \
-    {"format", 'o', CFG_STRING, AOPT(format), "table", 0, 0, "FORMAT",                         \
-     "table (for people), json (one object per line) or csv", 0}
-
-#define CONFIG_NOTE                                                                             \
-    "\n\nConnection settings (connect, key, server-key, insecure, timeout, format) are read\n"  \
-    "from ~/.config/vigil/cli.conf, else /etc/vigil/cli.conf, unless --config FILE is given."
+#define CFG_END CONN_CFG_END
 
 static const struct cfg_option bandwidth_table[] = {
-    ANALYST_CONNECTION_OPTIONS,
+    CONN_OPTIONS(struct analyst_options, conn, "10s"),
     {"since", 's', CFG_STRING, AOPT(since), "24h", 0, 0, "WHEN",
      "from: a duration back from now (30m, 24h, 30d), an RFC 3339 time, or 'all'", CFG_CLI_ONLY},
     {"until", 'u', CFG_STRING, AOPT(until), NULL, 0, 0, "WHEN", "to (exclusive); default now",
@@ -71,14 +52,14 @@ static struct cfg_program bandwidth_program = {
              "traffic (each flow counted once). --forecast fits a least-squares line to the\n"
              "daily 95th percentiles (the busier direction) and says when it reaches\n"
              "--capacity. Example: vigil bandwidth --host 10.1.2.3 --since 30d --step 1h"
-             CONFIG_NOTE,
+             CONN_CONFIG_NOTE,
     .version = VIGIL_VERSION,
     .options = bandwidth_table,
     .common_offset = offsetof(struct analyst_options, common),
 };
 
 static const struct cfg_option latency_table[] = {
-    ANALYST_CONNECTION_OPTIONS,
+    CONN_OPTIONS(struct analyst_options, conn, "10s"),
     {"since", 's', CFG_STRING, AOPT(since), "24h", 0, 0, "WHEN",
      "from: a duration back from now, an RFC 3339 time, or 'all'", CFG_CLI_ONLY},
     {"until", 'u', CFG_STRING, AOPT(until), NULL, 0, 0, "WHEN", "to (exclusive); default now",
@@ -102,7 +83,7 @@ static struct cfg_program latency_program = {
              "TCP handshake round-trip times (p50/p95/p99/max, µs) and retransmitted segments\n"
              "per step, from the flows stored for the range; with --group, per client or\n"
              "server, the slowest (by 95th percentile) first. Example, the 3 AM question:\n"
-             "vigil latency --since 24h --step 5m --group dst" CONFIG_NOTE,
+             "vigil latency --since 24h --step 5m --group dst" CONN_CONFIG_NOTE,
     .version = VIGIL_VERSION,
     .options = latency_table,
     .common_offset = offsetof(struct analyst_options, common),

@@ -62,6 +62,57 @@ int client_query(const struct client_options *o, const char *kind, const struct 
 
 enum out_format { OUT_TABLE = 0, OUT_JSON, OUT_CSV };
 
+/* ---- connection.c: the settings every query command shares --------------------- */
+
+/* Where the aggregator is and how to reach it, and the output format; a
+ * command's options struct holds one (its cfg table uses the macros). */
+struct conn_options {
+    const char *connect, *key, *server_key, *format;
+    bool insecure;
+    int64_t timeout;
+};
+
+/* The cfg_option entries of a struct conn_options at member m of type T
+ * (TIMEOUT: the default answer deadline, "5s"). */
+#define CONN_LINK_OPTIONS(T, m, TIMEOUT)                                                       \
+    {"connect", 'C', CFG_STRING, offsetof(T, m.connect), "tcp://127.0.0.1:7400", 0, 0,        \
+     "ENDPOINT", "the aggregator (its --listen address)", 0},                                  \
+    {"key", 'k', CFG_STRING, offsetof(T, m.key), NULL, 0, 0, "FILE",                          \
+     "this analyst's key pair (NAME.key from 'vigil keygen')", 0},                             \
+    {"server-key", 'S', CFG_STRING, offsetof(T, m.server_key), NULL, 0, 0, "FILE",            \
+     "the aggregator's public key (its .pub)", 0},                                             \
+    {"insecure", 0, CFG_BOOL, offsetof(T, m.insecure), NULL, 0, 0, NULL,                      \
+     "plain TCP without CURVE (only if the aggregator runs --insecure)", 0},                   \
+    {"timeout", 't', CFG_DURATION, offsetof(T, m.timeout), TIMEOUT, 1, 3600, "TIME",          \
+     "give up when the aggregator has not answered after TIME", 0}
+#define CONN_FORMAT_OPTION(T, m)                                                               \
+    {"format", 'o', CFG_STRING, offsetof(T, m.format), "table", 0, 0, "FORMAT",               \
+     "table (for people), json (one object per line) or csv", 0}
+#define CONN_OPTIONS(T, m, TIMEOUT) CONN_LINK_OPTIONS(T, m, TIMEOUT), CONN_FORMAT_OPTION(T, m)
+
+/* The end of a cfg_option table. */
+#define CONN_CFG_END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0}
+
+/* The closing paragraph of every query command's --help. */
+#define CONN_CONFIG_NOTE                                                                        \
+    "\n\nConnection settings (connect, key, server-key, insecure, timeout, format) are read\n"  \
+    "from ~/.config/vigil/cli.conf, else /etc/vigil/cli.conf, unless --config FILE is given;\n" \
+    "the command line overrides them."
+
+struct cfg_program;
+struct cfg_arena;
+
+/* Loads a query command's options (opts: its options struct, conn inside
+ * it) from the config file and argv, then checks the format and that keys
+ * are given unless insecure. Returns -1 to go on, else the exit code (the
+ * message printed; --help and --version exit 0). */
+int conn_load(struct cfg_program *prog, void *opts, const struct conn_options *conn, int argc,
+              char **argv, struct cfg_arena **arena, enum out_format *fmt);
+
+/* The client settings of conn. */
+struct client_options conn_client(const struct conn_options *conn);
+
+
 /* "table", "json" or "csv"; returns 0 or VIGIL_EINVAL. */
 int output_format_parse(const char *text, enum out_format *out);
 

@@ -152,9 +152,7 @@ const char *cli_default_config(void)
 
 struct query_options {
     struct cfg_common common;
-    const char *connect, *key, *server_key, *format;
-    bool insecure;
-    int64_t timeout;
+    struct conn_options conn; /* cli.h */
     const char *host, *port, *proto, *app, *since, *until, *by, *group;
     uint64_t limit;
     bool oldest_first;
@@ -164,21 +162,6 @@ struct query_options {
 #define QOPT(field) offsetof(struct query_options, field)
 #define MAX_ROWS 50000u
 
-/* Every query command takes these; a shared config file sets them. */
-#define CONNECTION_OPTIONS                                                                      \
-    {"connect", 'C', CFG_STRING, QOPT(connect), "tcp://127.0.0.1:7400", 0, 0, "ENDPOINT",       \
-     "the aggregator (its --listen address)", 0},                                               \
-    {"key", 'k', CFG_STRING, QOPT(key), NULL, 0, 0, "FILE",                                     \
-     "this analyst's key pair (NAME.key from 'vigil keygen')", 0},                              \
-    {"server-key", 'S', CFG_STRING, QOPT(server_key), NULL, 0, 0, "FILE",                       \
-     "the aggregator's public key (its .pub)", 0},                                              \
-    {"insecure", 0, CFG_BOOL, QOPT(insecure), NULL, 0, 0, NULL,                                 \
-     "plain TCP without CURVE (only if the aggregator runs --insecure)", 0},                    \
-    {"timeout", 't', CFG_DURATION, QOPT(timeout), "5s", 1, 3600, "TIME",                        \
-     "give up when the aggregator has not answered after TIME", 0},                             \
-    {"format", 'o', CFG_STRING, QOPT(format), "table", 0, 0, "FORMAT",                          \
-     "table (for people), json (one object per line) or csv", 0}
-
 #define RANGE_OPTIONS                                                                           \
     {"since", 's', CFG_STRING, QOPT(since), "24h", 0, 0, "WHEN",                                \
      "from: a duration back from now (30m, 24h, 7d), an RFC 3339 time, or 'all'",               \
@@ -186,12 +169,12 @@ struct query_options {
     {"until", 'u', CFG_STRING, QOPT(until), NULL, 0, 0, "WHEN",                                 \
      "to (exclusive), same forms; default: everything up to now", CFG_CLI_ONLY}
 
-#define CFG_END {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0}
+#define CFG_END CONN_CFG_END
 
-static const struct cfg_option agents_table[] = {CONNECTION_OPTIONS, CFG_END};
+static const struct cfg_option agents_table[] = {CONN_OPTIONS(struct query_options, conn, "5s"), CFG_END};
 
 static const struct cfg_option flows_table[] = {
-    CONNECTION_OPTIONS,
+    CONN_OPTIONS(struct query_options, conn, "5s"),
     RANGE_OPTIONS,
     {"host", 'H', CFG_STRING, QOPT(host), NULL, 0, 0, "IP",
      "flows with this address at either end", CFG_CLI_ONLY},
@@ -209,7 +192,7 @@ static const struct cfg_option flows_table[] = {
 };
 
 static const struct cfg_option top_table[] = {
-    CONNECTION_OPTIONS,
+    CONN_OPTIONS(struct query_options, conn, "5s"),
     RANGE_OPTIONS,
     {"by", 'b', CFG_STRING, QOPT(by), "bytes", 0, 0, "METRIC",
      "rank by bytes, packets or flows", CFG_CLI_ONLY},
@@ -223,18 +206,13 @@ static const struct cfg_option top_table[] = {
     CFG_END,
 };
 
-#define CONFIG_NOTE                                                                             \
-    "\n\nConnection settings (connect, key, server-key, insecure, timeout, format) are read\n"  \
-    "from ~/.config/vigil/cli.conf, else /etc/vigil/cli.conf, unless --config FILE is given;\n" \
-    "the command line overrides them."
-
 static struct cfg_program agents_program = {
     .name = "vigil agents",
     .usage = "usage: vigil agents [options]\n"
              "\n"
              "Each agent the aggregator has heard from: when it was last seen, batches,\n"
              "records and flows stored, its own counters (packets, drops, evictions) and its\n"
-             "spool (batches waiting to be delivered, and any it had to drop)." CONFIG_NOTE,
+             "spool (batches waiting to be delivered, and any it had to drop)." CONN_CONFIG_NOTE,
     .version = VIGIL_VERSION,
     .options = agents_table,
     .common_offset = offsetof(struct query_options, common),
@@ -247,7 +225,7 @@ static struct cfg_program flows_program = {
              "\n"
              "Stored flows (partial records of one flow merged) whose last packet falls in\n"
              "the range, newest first. Example: vigil flows --host 10.1.2.3 --since 1h "
-             "--port 443" CONFIG_NOTE,
+             "--port 443" CONN_CONFIG_NOTE,
     .version = VIGIL_VERSION,
     .options = flows_table,
     .common_offset = offsetof(struct query_options, common),
@@ -262,7 +240,7 @@ static struct cfg_program top_program = {
              "each one's share of all traffic in it. Example: vigil top --by bytes --group app "
              "--since 24h\n"
              "--share 80: the smallest set of groups carrying 80 % of the traffic (hosts: of\n"
-             "the traffic seen at hosts, where a flow counts at both ends)" CONFIG_NOTE,
+             "the traffic seen at hosts, where a flow counts at both ends)" CONN_CONFIG_NOTE,
     .version = VIGIL_VERSION,
     .options = top_table,
     .common_offset = offsetof(struct query_options, common),
@@ -274,25 +252,7 @@ static struct cfg_program top_program = {
 static int load_options(struct cfg_program *prog, struct query_options *o, int argc,
                         char **argv, struct cfg_arena **arena, enum out_format *fmt)
 {
-    prog->default_config = cli_default_config();
-    switch (cfg_load(prog, o, argc, argv, arena)) {
-    case CFG_RUN: break;
-    case CFG_EXIT_OK: return CLI_EXIT_OK;
-    default: return CLI_EXIT_USAGE;
-    }
-    if (output_format_parse(o->format, fmt) != 0) {
-        fprintf(stderr, "%s: --format: '%s' is not table, json or csv\n", prog->name, o->format);
-        return CLI_EXIT_USAGE;
-    }
-    if (!o->insecure && (!o->key || !o->server_key)) {
-        fprintf(stderr,
-                "%s: give --key FILE (your analyst key pair) and --server-key FILE (the "
-                "aggregator's .pub), or set key and server-key in %s; --insecure only if the "
-                "aggregator runs without CURVE\n",
-                prog->name, cli_default_config());
-        return CLI_EXIT_USAGE;
-    }
-    return -1;
+    return conn_load(prog, o, &o->conn, argc, argv, arena, fmt);
 }
 
 /* Sends the query and prints the answer; returns the exit code. */
@@ -300,13 +260,7 @@ static int run_query(const char *prog, const struct query_options *o, enum out_f
                      const char *kind, const struct query_arg *args, size_t nargs,
                      const struct table_column *view, const char *empty)
 {
-    struct client_options co = {
-        .connect = o->connect,
-        .key = o->key,
-        .server_key = o->server_key,
-        .insecure = o->insecure,
-        .timeout_ns = o->timeout,
-    };
+    struct client_options co = conn_client(&o->conn);
     Vigil__Envelope *env = NULL;
     char err[768];
     int rc = client_query(&co, kind, args, nargs, &env, err, sizeof err);
@@ -543,13 +497,7 @@ static const struct table_column share_view[] = {
 static int top_share(const char *prog, const struct query_options *o, enum out_format fmt,
                      const struct query_arg *args, size_t nargs)
 {
-    struct client_options co = {
-        .connect = o->connect,
-        .key = o->key,
-        .server_key = o->server_key,
-        .insecure = o->insecure,
-        .timeout_ns = o->timeout,
-    };
+    struct client_options co = conn_client(&o->conn);
     Vigil__Envelope *env = NULL;
     char err[768];
     if (client_query(&co, "share", args, nargs, &env, err, sizeof err) != 0) {

@@ -27,17 +27,8 @@
 #define REPORT_MAX_POINTS 200
 
 static const struct cfg_option report_table[] = {
-    {"connect", 'C', CFG_STRING, AOPT(connect), "tcp://127.0.0.1:7400", 0, 0, "ENDPOINT",
-     "the aggregator (its --listen address)", 0},
-    {"key", 'k', CFG_STRING, AOPT(key), NULL, 0, 0, "FILE",
-     "this analyst's key pair (NAME.key from 'vigil keygen')", 0},
-    {"server-key", 'S', CFG_STRING, AOPT(server_key), NULL, 0, 0, "FILE",
-     "the aggregator's public key (its .pub)", 0},
-    {"insecure", 0, CFG_BOOL, AOPT(insecure), NULL, 0, 0, NULL,
-     "plain TCP without CURVE (only if the aggregator runs --insecure)", 0},
-    {"timeout", 't', CFG_DURATION, AOPT(timeout), "20s", 1, 3600, "TIME",
-     "give up on a query the aggregator has not answered after TIME", 0},
-    {"format", 'o', CFG_STRING, AOPT(format), "table", 0, 0, "FORMAT", "(unused by report)",
+    CONN_LINK_OPTIONS(struct analyst_options, conn, "20s"),
+    {"format", 'o', CFG_STRING, AOPT(conn.format), "table", 0, 0, "FORMAT", "(unused by report)",
      CFG_NO_DUMP},
     {"since", 's', CFG_STRING, AOPT(since), "7d", 0, 0, "WHEN",
      "from: a duration back from now (24h, 7d), an RFC 3339 time, or 'all'", CFG_CLI_ONLY},
@@ -47,7 +38,7 @@ static const struct cfg_option report_table[] = {
      "one chart point per step (default: at most 200 points over the range)", CFG_CLI_ONLY},
     {"html", 'w', CFG_STRING, AOPT(html), NULL, 0, 0, "FILE", "the page to write (required)",
      CFG_CLI_ONLY},
-    {NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0},
+    CONN_CFG_END,
 };
 
 static struct cfg_program report_program = {

@@ -230,7 +230,7 @@ def main():
         body(fleet)
         code = fleet.stop()
         check(code == 0, "SIGTERM: the aggregator exits 0", f"exit status {code}")
-        final = [l for l in fleet.log().splitlines() if "final status:" in l]
+        final = [l for l in fleet.log().splitlines() if "final status: batches=" in l]
         check(bool(final), "the aggregator logs its final status")
         if final:
             garbage_counts(final[-1])

@@ -34,6 +34,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vigiltest  # noqa: E402
 import analyst  # noqa: E402  (the shared rig and the figures computed from records)
 from analyst import check, fail, rfc, T0  # noqa: E402
 
@@ -236,12 +237,12 @@ def main():
         fail("report test aborted", repr(e))
     finally:
         rig.stop()
-        if args.keep or analyst.FAILED:
+        if args.keep or vigiltest.failed:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{analyst.PASSED} passed, {analyst.FAILED} failed in {time.time() - t_start:.1f} s")
-    return 1 if analyst.FAILED else 0
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t_start:.1f} s")
+    return 1 if vigiltest.failed else 0
 
 
 if __name__ == "__main__":
