@@ -42,8 +42,11 @@
  * queued while there is no connection; a connection monitor reports
  * handshakes and disconnects.
  *
- * Non-goals: commands from the aggregator (forensic capture) are counted
- * and ignored here; the control channel will take them. */
+ * Commands from the aggregator go to the control (export_set_control:
+ * forensic capture), whose AgentStatus messages go back on the same
+ * socket, unspooled: each status replaces the last.
+ *
+ * Non-goals: what commands do (forensic.c). */
 #include "export.h"
 
 #include "clock.h"
@@ -83,7 +86,8 @@ struct mem_entry {
 
 struct stats {
     _Atomic uint64_t records_in, records_lost, batches_cut, batches_spilled, sends, resends, acks,
-        acked_through, bad_messages, ignored_messages, unspooled, in_flight, flow_waits;
+        acked_through, bad_messages, ignored_messages, unspooled, in_flight, flow_waits,
+        commands, statuses;
     atomic_bool connected;
 };
 
@@ -131,6 +135,11 @@ struct exporter {
     int64_t last_progress_ns, resend_ns, disk_retry_ns;
     bool want_pollout;
     struct log_ratelimit rl_disk, rl_net, rl_bad, rl_ack, rl_flow;
+
+    /* commands and status (exporter thread; set before the start) */
+    struct export_control ctl;
+    bool has_ctl, status_due;
+    int64_t last_status_ns;
 
     /* control */
     pthread_t thread;
@@ -636,6 +645,10 @@ static void receive_all(struct exporter *ex, int64_t now)
         }
         if (env->body_case == VIGIL__ENVELOPE__BODY_ACK) {
             handle_ack(ex, env->ack, now);
+        } else if (env->body_case == VIGIL__ENVELOPE__BODY_COMMAND && ex->has_ctl) {
+            stat_add(&ex->st.commands, 1);
+            ex->ctl.on_command(ex->ctl.ctx, env->command);
+            ex->status_due = true;
         } else {
             stat_add(&ex->st.ignored_messages, 1);
             log_ratelimited(&ex->rl_bad, LOG_LVL_INFO,
@@ -669,6 +682,7 @@ static void handle_monitor(struct exporter *ex)
         switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             atomic_store(&ex->st.connected, true);
+            ex->status_due = true; /* tells the aggregator where to send orders */
             log_info("export: connected to the aggregator at %s%s", ex->endpoint,
                      ex->cfg.insecure ? " (insecure: no encryption, no authentication)" : "");
             /* Whatever was in flight on an old connection may be gone. */
@@ -902,6 +916,40 @@ static void finish(struct exporter *ex)
         ex->stop_result = 0;
 }
 
+/* Runs the control's tick and sends its status when one is due. */
+static void control_step(struct exporter *ex, int64_t now)
+{
+    if (!ex->has_ctl)
+        return;
+    if (ex->ctl.tick)
+        ex->ctl.tick(ex->ctl.ctx);
+    if (!atomic_load(&ex->st.connected))
+        return;
+    bool busy = ex->ctl.busy && ex->ctl.busy(ex->ctl.ctx);
+    int64_t every = (int64_t)(busy ? EXPORT_STATUS_BUSY_MS : EXPORT_STATUS_IDLE_MS);
+    if (!ex->status_due && now - ex->last_status_ns < every * NS_PER_MS)
+        return;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ex->ctl.pack_status(ex->ctl.ctx, ex->agent, &buf, &len) != 0) {
+        log_ratelimited(&ex->rl_net, LOG_LVL_ERR, "export: cannot pack the agent's status");
+        ex->last_status_ns = now;
+        return;
+    }
+    if (zmq_send(ex->sock, buf, len, ZMQ_DONTWAIT) == (int)len) {
+        stat_add(&ex->st.statuses, 1);
+        ex->status_due = false;
+        ex->last_status_ns = now;
+    } /* else no connection after all: tried again on the next turn */
+    free(buf);
+}
+
+void export_set_control(struct exporter *ex, const struct export_control *ctl)
+{
+    ex->ctl = *ctl;
+    ex->has_ctl = ctl->on_command && ctl->pack_status;
+}
+
 static void *export_thread(void *arg)
 {
     struct exporter *ex = arg;
@@ -923,6 +971,7 @@ static void *export_thread(void *arg)
         discard_dropped(ex);
         check_resend(ex, now);
         send_some(ex, now);
+        control_step(ex, now);
 
         int timeout = TICK_MS;
         if (stopping) {
@@ -1176,6 +1225,8 @@ void export_get_stats(struct exporter *ex, struct export_stats *out)
     out->acked_through = atomic_load(&ex->st.acked_through);
     out->bad_messages = atomic_load(&ex->st.bad_messages);
     out->ignored_messages = atomic_load(&ex->st.ignored_messages);
+    out->commands = atomic_load(&ex->st.commands);
+    out->statuses = atomic_load(&ex->st.statuses);
     out->unspooled = atomic_load(&ex->st.unspooled);
     out->in_flight = atomic_load(&ex->st.in_flight);
     out->flow_waits = atomic_load(&ex->st.flow_waits);

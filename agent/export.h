@@ -134,7 +134,9 @@ struct export_stats {
     uint64_t acks;            /* acks received */
     uint64_t acked_through;   /* highest acknowledged sequence */
     uint64_t bad_messages;    /* received messages that failed validation */
-    uint64_t ignored_messages; /* valid, but not for the exporter (commands) */
+    uint64_t ignored_messages; /* valid, but not for the exporter (commands without control) */
+    uint64_t commands;        /* commands handed to the control (export_set_control) */
+    uint64_t statuses;        /* AgentStatus messages sent */
     uint64_t unspooled;       /* batches held only in memory (full disk) now */
     uint64_t in_flight;       /* sent, not yet acknowledged, now */
     uint64_t flow_waits;      /* times the flow thread had to wait (back-pressure) */
@@ -143,6 +145,30 @@ struct export_stats {
 
 /* Thread-safe snapshot. */
 void export_get_stats(struct exporter *ex, struct export_stats *out);
+
+/* ---- commands and status (forensic capture) ---------------------------------
+ * The same connection carries the aggregator's Commands to the agent and
+ * AgentStatus messages back. on_command gets each valid Command (borrowed,
+ * for the call) on the exporter thread. pack_status packs an AgentStatus
+ * Envelope for agent (malloc'd into *out); it is sent, never spooled (a
+ * status is state: the next one replaces it), right after each handshake
+ * (so the aggregator learns where the agent is and delivers waiting
+ * orders), soon after a command, every EXPORT_STATUS_BUSY_MS while busy()
+ * says so, else every EXPORT_STATUS_IDLE_MS. tick runs on every turn of the
+ * exporter loop (about ten a second). Set it before export_start; ctl is
+ * copied and ctx borrowed. */
+#define EXPORT_STATUS_BUSY_MS 1000u
+#define EXPORT_STATUS_IDLE_MS 30000u
+
+struct export_control {
+    void (*on_command)(void *ctx, const Vigil__Command *cmd);
+    int (*pack_status)(void *ctx, const char *agent, uint8_t **out, size_t *len);
+    bool (*busy)(void *ctx);
+    void (*tick)(void *ctx);
+    void *ctx;
+};
+
+void export_set_control(struct exporter *ex, const struct export_control *ctl);
 
 /* The spool's figures (thread-safe). */
 struct spool_stats;

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "flowtab.h"
 #include "export.h"
+#include "forensic.h"
 #include "keep.h"
 #include "vigil_limits.h"
 #include "log.h"
@@ -47,6 +48,10 @@ struct agent_options {
     bool insecure;
     uint64_t batch_records;
     int64_t batch_interval;
+    const char *capture_dir;
+    uint64_t capture_file_size, capture_quota;
+    int64_t capture_retention;
+    bool no_capture;
     bool quiet, verbose;
 };
 
@@ -100,6 +105,16 @@ static const struct cfg_option agent_option_table[] = {
      "records per batch at most", 0},
     {"batch-interval", 0, CFG_DURATION, OPT(batch_interval), "1s", 0, 60, "TIME",
      "a batch leaves at least this often when records wait", 0},
+    {"capture-dir", 0, CFG_STRING, OPT(capture_dir), "/var/lib/vigil-agent/capture", 0, 0, "DIR",
+     "forensic capture files ordered by the aggregator (created 0700, files 0600)", 0},
+    {"capture-file-size", 0, CFG_BYTES, OPT(capture_file_size), "100M", 1u << 20, 1ull << 40,
+     "SIZE", "forensic capture: start a new file before one passes SIZE", 0},
+    {"capture-quota", 0, CFG_BYTES, OPT(capture_quota), "1G", 1u << 20, 1ull << 50, "SIZE",
+     "forensic capture: every file in --capture-dir together never passes SIZE", 0},
+    {"capture-retention", 0, CFG_DURATION, OPT(capture_retention), "7d", 0, 3650u * 86400u,
+     "TIME", "forensic capture: delete files older than TIME (0: never)", 0},
+    {"no-capture", 0, CFG_BOOL, OPT(no_capture), NULL, 0, 0, NULL,
+     "refuse the aggregator's forensic capture orders", 0},
     {"quiet", 'q', CFG_BOOL, OPT(quiet), NULL, 0, 0, NULL,
      "only errors on stderr (the summary is still printed)", 0},
     {"verbose", 'v', CFG_BOOL, OPT(verbose), NULL, 0, 0, NULL, "more detail on stderr", 0},
@@ -122,6 +137,7 @@ struct agent {
     struct decode_ctx dec;
     struct capture *cap;
     struct exporter *exporter;
+    struct forensic *forensic; /* capture orders from the aggregator */
     struct flowtab *table;
     struct pipeline *pipe; /* to the flow thread, which owns the table while it runs */
     struct keep_filter *keep; /* which payload bytes the flow thread needs */
@@ -339,6 +355,40 @@ int main(int argc, char **argv)
         log_warn("link type %d (%s) is not supported: its packets are counted as decode errors",
                  agent.dlt, lt ? lt : "unknown");
     }
+    /* The capture directory is made while still root; captures themselves
+     * need the right to capture when ordered (see forensic.h). */
+    if (opt.aggregator) {
+        struct forensic_config fc;
+        char err[512];
+        forensic_config_defaults(&fc);
+        fc.iface = opt.interface;
+        fc.dir = opt.capture_dir;
+        fc.file_size = opt.capture_file_size;
+        fc.quota = opt.capture_quota;
+        fc.retention_ns = opt.capture_retention;
+        fc.promisc = !opt.no_promisc;
+        if (opt.no_capture)
+            fc.refuse = "forensic capture is turned off on this agent (--no-capture)";
+        else if (!opt.interface)
+            fc.refuse = "this agent reads a capture file: forensic capture needs a live interface";
+        static char unavailable[640];
+        if (!(agent.forensic = forensic_create(&fc, err, sizeof err)) && !fc.refuse) {
+            /* Flows come first: without its capture directory the agent runs
+             * on and refuses capture orders, saying why to the aggregator. */
+            snprintf(unavailable, sizeof unavailable, "forensic capture is unavailable: %s", err);
+            log_warn("%s (capture orders will be refused; see --capture-dir)", unavailable);
+            fc.refuse = unavailable;
+            agent.forensic = forensic_create(&fc, err, sizeof err);
+        }
+        if (!agent.forensic) {
+            log_err("%s", err);
+            goto done;
+        }
+        if (opt.user && !opt.no_capture)
+            log_warn("--user %s: forensic capture orders will fail (capturing needs root or "
+                     "CAP_NET_RAW); see --no-capture",
+                     opt.user);
+    }
     if (opt.user && privdrop_to_user(opt.user) != 0)
         goto done;
 
@@ -371,6 +421,8 @@ int main(int argc, char **argv)
             goto done;
         }
         agent.exporter = sinks.exporter;
+        if (agent.forensic)
+            forensic_attach(agent.forensic, sinks.exporter);
     }
     agent.table = flowtab_create(&tabcfg, emit_record, &sinks);
     if (!agent.table) {
@@ -445,6 +497,7 @@ done:
     running_exporter = NULL;
     pipeline_finish(agent.pipe);
     export_destroy(sinks.exporter);
+    forensic_destroy(agent.forensic); /* after the exporter: it calls into it */
     json_output_close(sinks.json, NULL, NULL);
     flowtab_destroy(agent.table);
     keep_filter_destroy(agent.keep);

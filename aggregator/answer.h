@@ -123,6 +123,13 @@ int answer_agents(struct answer *a);
 int answer_flows(struct answer *a);
 int answer_top(struct answer *a);
 
+/* answer_alerts.c */
+int answer_alerts(struct answer *a);
+int answer_baseline(struct answer *a);
+
+/* answer_capture.c */
+int answer_capture_list(struct answer *a);
+
 /* answer_bandwidth.c */
 int answer_bandwidth(struct answer *a);
 int answer_series(struct answer *a);

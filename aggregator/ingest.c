@@ -22,11 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
+#include "capture_query.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "retention.h"
 #include "service.h"
+#include "detect.h"
+#include "detect_thread.h"
 #include "store.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -69,6 +73,7 @@ struct ingest {
     void *router;           /* transport_server */
     void *mon;              /* PAIR receiving the ROUTER's monitor events */
     struct service *svc;
+    struct detect_thread *dt; /* cfg.detect on its own thread; NULL: detection off */
     char endpoint[256];
     char mon_ep[64];
     struct ingest_stats st;
@@ -84,6 +89,7 @@ struct ingest {
 
     /* timers, monotonic ns */
     int64_t next_tick, next_status, next_retention;
+    int64_t next_capture_tick;
     uint64_t status_records, status_batches;
     int64_t status_at;
 
@@ -252,6 +258,7 @@ static void batch_done(struct ingest *in, struct queued_batch *q, int rc,
         } else {
             in->st.batches++;
             in->st.records += res->stored;
+            detect_thread_submit(in->dt, b, q->name); /* committed and new: judge it */
         }
         if (res->rejected) {
             in->st.rejected_records += res->rejected;
@@ -350,6 +357,63 @@ static bool handle_batch(struct ingest *in, zmq_msg_t *rid, const struct sender 
 
 /* ---- queries -------------------------------------------------------------- */
 
+/* ---- forensic capture ----------------------------------------------------- */
+
+/* capture.h's way to the ROUTER: a peer that is gone fails (it stays pending). */
+static int capture_send(void *ctx, const void *rid, size_t rid_len, const uint8_t *data,
+                        size_t len)
+{
+    struct ingest *in = ctx;
+    if (zmq_send(in->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(in->router, data, len, ZMQ_DONTWAIT) < 0)
+        return VIGIL_EAGAIN;
+    return 0;
+}
+
+/* An agent spoke on connection rid (claimed: the name in its message, the
+ * one that counts for an insecure peer): capture orders can reach it. */
+static void agent_heard(struct ingest *in, zmq_msg_t *rid, const struct sender *s,
+                        const char *claimed)
+{
+    if (!in->cfg.captures || !transport_peer_may(&s->peer, TRANSPORT_ROLE_AGENT))
+        return;
+    const char *name = s->peer.role == TRANSPORT_ROLE_AGENT ? s->peer.name : claimed;
+    if (strcmp(name, claimed) != 0)
+        return; /* an agent speaking for another: counted where it is refused */
+    capture_jobs_heard(in->cfg.captures, name, zmq_msg_data(rid), zmq_msg_size(rid),
+                       vigil_wallclock_ns());
+}
+
+static void handle_status(struct ingest *in, zmq_msg_t *rid, const struct sender *s,
+                          const Vigil__AgentStatus *st)
+{
+    if (!transport_peer_may(&s->peer, TRANSPORT_ROLE_AGENT)) {
+        count_bad(in, BAD_ROLE, s, "an agent status from a key that is not an agent's");
+        return;
+    }
+    in->st.statuses++;
+    if (s->peer.role == TRANSPORT_ROLE_AGENT && strcmp(st->agent, s->peer.name) != 0) {
+        count_bad(in, BAD_AGENT_NAME, s, "a status in another agent's name");
+        return;
+    }
+    if (in->cfg.captures)
+        capture_jobs_status(in->cfg.captures, st->agent, st, vigil_wallclock_ns());
+    agent_heard(in, rid, s, st->agent);
+}
+
+/* capture_start and capture_stop write: answered here, on the store's writer. */
+static void handle_capture_order(struct ingest *in, zmq_msg_t *rid, const struct sender *s,
+                                 const Vigil__QueryRequest *q)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    in->st.queries++;
+    if (capture_query_answer(in->cfg.captures, q, &s->peer, vigil_wallclock_ns(), &buf, &len) ==
+        0)
+        send_to(in, zmq_msg_data(rid), zmq_msg_size(rid), buf, len);
+    free(buf);
+}
+
 static void handle_query(struct ingest *in, zmq_msg_t *rid, zmq_msg_t *body,
                          const struct sender *s, const Vigil__QueryRequest *q)
 {
@@ -363,6 +427,10 @@ static void handle_query(struct ingest *in, zmq_msg_t *rid, zmq_msg_t *body,
                  s->peer.name,
                  s->peer.role == TRANSPORT_ROLE_AGENT ? "an agent" : "not an analyst");
         send_error(in, rid, q->request_id, msg);
+        return;
+    }
+    if (in->cfg.captures && capture_query_handles(q->kind)) {
+        handle_capture_order(in, rid, s, q);
         return;
     }
     uint64_t id = q->request_id;
@@ -452,16 +520,12 @@ static bool handle_one(struct ingest *in)
     }
     switch (env->body_case) {
     case VIGIL__ENVELOPE__BODY_BATCH:
+        agent_heard(in, &rid, &s, env->batch->agent); /* before rid moves to the group */
         if (handle_batch(in, &rid, &s, env))
             env = NULL; /* queued: apply_group frees it */
         break;
     case VIGIL__ENVELOPE__BODY_QUERY: handle_query(in, &rid, &body, &s, env->query); break;
-    case VIGIL__ENVELOPE__BODY_STATUS:
-        if (transport_peer_may(&s.peer, TRANSPORT_ROLE_AGENT))
-            in->st.statuses++; /* forensic capture progress: not handled yet */
-        else
-            count_bad(in, BAD_ROLE, &s, "an agent status from a key that is not an agent's");
-        break;
+    case VIGIL__ENVELOPE__BODY_STATUS: handle_status(in, &rid, &s, env->status); break;
     default: count_bad(in, BAD_UNEXPECTED, &s, "a message clients never send"); break;
     }
     envelope_free(env);
@@ -551,6 +615,11 @@ static void log_status(struct ingest *in, const char *what)
              n ? ")" : "", qs.queries, qs.failed, qs.busy, in->st.acks,
              in->st.send_failures, in->handshakes, in->disconnects, in->handshake_failures,
              (double)ss.map_used / MIB, (double)ss.map_size / MIB);
+    if (in->dt) {
+        char dt[600];
+        detect_thread_status_text(in->dt, dt, sizeof dt);
+        log_info("%s: detection: %s", what, dt);
+    }
     in->status_at = now;
     in->status_records = in->st.records;
     in->status_batches = in->st.batches;
@@ -560,12 +629,18 @@ static void run_timers(struct ingest *in)
 {
     int64_t now = vigil_monotonic_ns();
     int rc;
+    if (!in->paused)
+        detect_thread_poll(in->dt); /* alert hooks; a map grow detection asked for */
     /* While paused the store is left alone: it just failed to write. */
     if (!in->paused && now >= in->next_tick) {
         if ((rc = store_tick(in->cfg.store, INGEST_TICK_BUDGET_NS)) != 0)
             log_ratelimited(&in->rl_store, LOG_LVL_WARN, "store upkeep failed: %s (retried)",
                             vigil_strerror(rc));
         in->next_tick = vigil_monotonic_ns() + INGEST_TICK_EVERY_NS;
+    }
+    if (in->cfg.captures && now >= in->next_capture_tick) {
+        capture_jobs_tick(in->cfg.captures, vigil_wallclock_ns());
+        in->next_capture_tick = now + NS_PER_SEC;
     }
     /* Retention runs even while paused: deleting old rows frees pages, the
      * way out of a map at its ceiling. */
@@ -632,6 +707,10 @@ struct ingest *ingest_create(void *zmq_ctx, const struct ingest_config *cfg, cha
     }
     if (!(in->svc = service_start(zmq_ctx, cfg->store, cfg->query_threads, err, errlen)))
         goto fail;
+    if (cfg->detect && !(in->dt = detect_thread_start(cfg->detect, cfg->store, err, errlen)))
+        goto fail;
+    if (cfg->captures)
+        capture_jobs_set_sender(cfg->captures, capture_send, in);
 
     int64_t now = vigil_monotonic_ns();
     in->next_tick = now;
@@ -653,6 +732,8 @@ struct ingest *ingest_create(void *zmq_ctx, const struct ingest_config *cfg, cha
     }
     return in;
 fail:
+    detect_thread_free(in->dt);
+    service_stop(in->svc);
     if (in->mon)
         zmq_close(in->mon);
     if (in->router)
@@ -715,7 +796,11 @@ void ingest_destroy(struct ingest *in)
 {
     if (!in)
         return;
+    /* Judge every batch still queued (the engine's last tick persists)
+     * before the caller destroys the engine and closes the store. */
+    detect_thread_stop(in->dt);
     log_status(in, "final status");
+    detect_thread_free(in->dt);
     service_stop(in->svc);
     in->svc = NULL;
     zmq_socket_monitor(in->router, NULL, 0);

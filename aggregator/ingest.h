@@ -60,6 +60,8 @@
 #define INGEST_RETENTION_AGAIN_NS (1 * INT64_C(1000000000))
 #define INGEST_RETENTION_FIRST_NS (10 * INT64_C(1000000000))
 
+struct capture_jobs;
+
 struct ingest_config {
     const char *listen;                /* endpoint to bind, e.g. "tcp://0.0.0.0:7400" */
     const struct keypair *server_keys; /* borrowed; NULL when insecure */
@@ -69,6 +71,13 @@ struct ingest_config {
     unsigned query_threads;            /* query service workers, 1..SERVICE_MAX_THREADS */
     int64_t status_interval_ns;        /* one status line this often; 0: never */
     int64_t retention_interval_ns;     /* a retention pass this often; 0: never */
+    struct capture_jobs *captures;     /* borrowed: forensic capture orders (capture.h);
+                                          NULL: none (capture kinds go to the workers
+                                          and are unknown there) */
+    struct detect *detect;             /* borrowed: baselines, detectors, alerts (detect.h),
+                                          run on a thread of its own (detect_thread.h)
+                                          from ingest_create to ingest_destroy, which
+                                          judges what is queued; NULL: detection off */
 };
 
 /* Why a message was dropped (each has a counter). */
@@ -100,7 +109,7 @@ struct ingest_stats {
     uint64_t pauses;           /* times ingest paused */
     uint64_t acks;             /* acks sent */
     uint64_t send_failures;    /* acks/answers the ROUTER could not send (peer gone, full) */
-    uint64_t statuses;         /* AgentStatus received (not used yet) */
+    uint64_t statuses;         /* AgentStatus received (forensic capture progress) */
     uint64_t queries;          /* requests handed to the query service */
     uint64_t query_refused;    /* answered "busy" or refused at once */
     uint64_t bad[BAD_COUNT];

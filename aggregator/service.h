@@ -19,6 +19,11 @@
  *            order=newest|oldest (newest)
  *   top      group=host|app|port|pair (host)  by=bytes|packets|flows (bytes)
  *            since=NS  until=NS  limit=1..SERVICE_MAX_ROWS (20)
+ *   capture_list  id=CAPTURE_ID  agent=NAME  files=0|1  limit=1..SERVICE_MAX_ROWS (100):
+ *            forensic capture jobs, or their files (answer_capture.c)
+ *   capture_start, capture_stop: forensic capture orders, answered on the
+ *            ingest thread (they write) for analysts with the capture right
+ *            (capture_query.c lists their arguments)
  *   bandwidth  host=IP | app=LABEL (else the fleet)  since=NS  until=NS
  *            step=SECONDS (300; whole minutes, hours past an hour, days past a day):
  *            per step and over the range: bytes in/out, average and p50/p95/p99/max
@@ -32,6 +37,11 @@
  *   latency  host=IP  group=none|src|dst (none)  limit=1..100 (10)
  *            since=NS  until=NS  step=SECONDS (300): TCP handshake RTT and
  *            retransmissions per step, from the stored flows
+ *   alerts   since=NS  until=NS (alerts whose activity overlaps; default: all)
+ *            type=exfiltration|port_scan|horizontal_scan|fleet_scan|distributed_scan|
+ *            dns_tunnel|beacon  host=IP (a source or target)  limit=1..SERVICE_MAX_ROWS
+ *            (100); newest first; the column `alert` is the whole alert as JSON
+ *   baseline host=IP (none: the fleet's); one row per hour of the day (UTC)
  * NS is nanoseconds since the Unix epoch, decimal; the CLI turns "1h" or an
  * RFC 3339 time into it with its own clock. Defaults: until = the
  * aggregator's now + 1 day (the furthest a record may end, see

@@ -47,6 +47,8 @@ static const char *const db_names[DB_COUNT] = {
     [DB_JOURNAL0] = "journal0",   [DB_JOURNAL1] = "journal1", [DB_HOSTIDX] = "hostidx",
     [DB_RFLUSH] = "rflush",
     [DB_AGENT_IDS] = "agent_ids", [DB_AGENTS] = "agents",
+    [DB_CAPTURES] = "captures",
+    [DB_BASELINES] = "baselines", [DB_KNOWN_DSTS] = "known_dsts", [DB_ALERTS] = "alerts",
     [DB_ROLLUP0 + 0] = "rm_host", [DB_ROLLUP0 + 1] = "rm_app", [DB_ROLLUP0 + 2] = "rm_port",
     [DB_ROLLUP0 + 3] = "rm_pair", [DB_ROLLUP0 + 4] = "rh_host", [DB_ROLLUP0 + 5] = "rh_app",
     [DB_ROLLUP0 + 6] = "rh_port", [DB_ROLLUP0 + 7] = "rh_pair", [DB_ROLLUP0 + 8] = "rd_host",
@@ -278,6 +280,8 @@ int store__grow(struct store *s, bool must)
         if (must)
             log_warn("store: queries held the map for %lld s: the batch will be retried",
                      (long long)(STORE_GROW_WAIT_NS / NS_PER_SEC));
+        else
+            atomic_store(&s->grow_wanted, true); /* the writer's next maybe_grow */
         return VIGIL_EAGAIN;
     }
     rc = mdb_env_set_mapsize(s->env, (size_t)next);
@@ -300,6 +304,10 @@ void store__maybe_grow(struct store *s)
 {
     MDB_envinfo info;
     MDB_stat st;
+    if (atomic_exchange(&s->grow_wanted, false)) { /* asked for earlier, by either thread */
+        (void)store__grow(s, false);
+        return;
+    }
     if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st))
         return;
     uint64_t used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;

@@ -4,7 +4,13 @@
  * Threads: one writer thread calls every function declared here except
  * store_get_stats (any thread). Queries (query.h) run on other threads at
  * the same time and never block the writer for more than a short copy of
- * the in-memory rollups (see "Concurrency" in store.c).
+ * the in-memory rollups (see "Concurrency" in store.c). One more thread
+ * writes: the detection thread (detect_thread.h), in its own transactions,
+ * only to the detection engine's databases (baselines, known_dsts,
+ * alerts). LMDB serialises the two writers; the detection thread holds
+ * map_lock shared around its transactions, as a query does, and never
+ * resizes the map itself: it leaves that to this writer (grow_wanted in
+ * store_int.h).
  *
  * Exactly once: store_apply_batch applies a batch and records the agent's
  * last applied sequence in the same write transaction, committed with

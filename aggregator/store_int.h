@@ -20,6 +20,8 @@
  *              minute was last flushed at (rollup.c)
  *   agent_ids  agent name (no NUL)                        -> agent id u32 BE
  *   agents     [agent id u32]                             -> agent state (store.c)
+ *   captures   capture id (no NUL)                        -> forensic capture job (capture_job.h)
+ *   baselines, known_dsts, alerts: the detection engine's state (baseline.h, alerts.h)
  *   r{m,h,d}_{host,app,port,pair}  (12 DBs: tier x group), chunks (chunk.h):
  *              [bucket start s u32][part u8][first group key] -> entries group ->
  *              5 varint counters; group key: host 16 bytes, app 16 (NUL-padded),
@@ -35,6 +37,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -78,6 +81,10 @@ enum store_db {
     DB_RFLUSH,
     DB_AGENT_IDS,
     DB_AGENTS,
+    DB_CAPTURES, /* forensic capture jobs: capture id -> job (capture_job.h) */
+    DB_BASELINES,  /* detection: [kind u8][host 16] -> baseline (baseline.h) */
+    DB_KNOWN_DSTS, /* detection: [host 16][destination 16] -> first seen (baseline.h) */
+    DB_ALERTS,     /* detection: [alert id u64] -> alert (alerts.h) */
     DB_ROLLUP0, /* TIER_COUNT x DIM_COUNT rollup DBs follow */
     DB_COUNT = DB_ROLLUP0 + TIER_COUNT * DIM_COUNT
 };
@@ -142,6 +149,10 @@ struct store {
     struct rollup_pending *pend;
     uint64_t pend_gen;       /* META_GEN value that pend corresponds to */
     struct store_stats stats;
+    /* A grow that could not have map_lock (queries held it, or the caller
+     * is the detection thread, which holds it shared: detect_thread.h);
+     * the writer grows at its next store__maybe_grow. */
+    atomic_bool grow_wanted;
 
     /* Writer-owned. */
     uint64_t seq;            /* last journal sequence committed */
@@ -158,7 +169,9 @@ struct store {
     uint64_t jold_last;      /* last sequence in the other journal DB (0: empty) */
     uint64_t compact_checked_gen; /* gen at which no compaction was due */
     uint32_t flows_last_sec; /* newest second of any flows key written (maybe aborted) */
-    bool broken;             /* MDB_PANIC: every write fails until reopened */
+    /* MDB_PANIC: every write fails until reopened. Atomic: the detection
+     * thread's write transactions begin through store__begin_write too. */
+    atomic_bool broken;
 
     /* name -> id, open addressing over agents[] (writer-owned). */
     struct agent_slot *agents;
@@ -195,10 +208,13 @@ int store__commit(struct store *s, MDB_txn *txn, uint64_t gen,
 
 /* Grows the map after MDB_MAP_FULL or when usage passes the threshold.
  * must: wait (bounded) for queries to drain; otherwise give up if any hold
- * the map. Returns 0, VIGIL_EAGAIN, VIGIL_EFULL or an error. */
+ * the map, and leave grow_wanted set for the writer. Returns 0,
+ * VIGIL_EAGAIN, VIGIL_EFULL or an error. The detection thread calls it
+ * (without must) while it holds map_lock shared: that always gives up. */
 int store__grow(struct store *s, bool must);
 
-/* Checks usage after a commit and grows proactively (never blocks). */
+/* Checks usage after a commit and grows proactively, or because
+ * grow_wanted was set (never blocks). */
 void store__maybe_grow(struct store *s);
 
 int store__put_meta_u32(struct store *s, MDB_txn *txn, const char *name, uint32_t v);

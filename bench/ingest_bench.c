@@ -27,6 +27,15 @@
  *                     [--dir DIR] [--keep] [--reuse STORE]
  * (--reps 0: no queries; --floor 0: no floor; --reuse: queries only, on a
  * store kept by --keep, with the same --records, --hours and --seed.)
+ * --detect: the ingest step runs twice on the same records, without and
+ * with the detection engine (detect.h: baselines, detectors, alerts), into
+ * two fresh stores, and prints both rates and their ratio (the queries then
+ * run on the store with detection). The engine runs as in the daemon: on
+ * its own thread (detect_thread.h), each committed batch handed over with
+ * detect_thread_submit (a copy; waits when the queue is full) and
+ * detect_thread_poll after each commit; the final drain of the queue is
+ * timed with the ingest. Rates are per wall second and per CPU second of
+ * the ingest (this) thread; the detection thread's CPU is printed apart.
  * Quick run (seconds): ingest_bench --records 2000000
  * Full run: ingest_bench --records 50000000 --floor 10000000
  * The store goes to a fresh directory under /var/tmp (or --dir) and is
@@ -45,6 +54,8 @@
 #include "addr.h"
 #include "bytes.h"
 #include "clock.h"
+#include "detect.h"
+#include "detect_thread.h"
 #include "err.h"
 #include "flowcodec.h"
 #include "log.h"
@@ -58,6 +69,7 @@ struct opts {
     const char *dir;
     const char *reuse; /* an existing store: queries only */
     int keep;
+    int detect; /* --detect: ingest without, then with the detection engine */
 };
 
 /* ---- generator -------------------------------------------------------------- */
@@ -285,6 +297,21 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* This thread's seconds waiting for a CPU while runnable (preempted by
+ * other work on a shared machine), from the scheduler's statistics; 0 if
+ * the kernel keeps none. */
+static double runq_s(void)
+{
+    unsigned long long on = 0, wait = 0;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f) {
+        if (fscanf(f, "%llu %llu", &on, &wait) != 2)
+            wait = 0;
+        fclose(f);
+    }
+    return (double)wait / 1e9;
+}
+
 static double cpu_s(void)
 {
     struct timespec ts;
@@ -467,7 +494,19 @@ static void time_flows(struct store *s, const struct opts *o, const char *name,
            st.truncated ? ", TRUNCATED" : "");
 }
 
-static void run_store(const struct opts *o, const char *dir)
+/* What one ingest run measured, in seconds of the timed part. */
+struct run_figs {
+    double wall, cpu;  /* the ingest (this) thread */
+    double runq;       /* of wall: waiting for a CPU (other work on the machine) */
+    double blocked;    /* of wall: asleep (the LMDB writer lock, a full queue) */
+    double det_cpu;    /* the detection thread's CPU */
+};
+
+/* Returns the ingest rate (records per wall second; *f, if not NULL, the
+ * figures behind it); with_detect hands every applied batch to the
+ * detection thread, timed with the rest. */
+static double run_store(const struct opts *o, const char *dir, bool with_detect,
+                        struct run_figs *f)
 {
     struct store_config cfg;
     struct gen g;
@@ -483,6 +522,10 @@ static void run_store(const struct opts *o, const char *dir)
     char err[256];
     uint64_t done = 0, merged = 0, nbatch = 0;
     double t_apply = 0, c_apply = 0, t_tick = 0, c_tick = 0, t_gen = 0;
+    double c_dbatch = 0, c_dtick = 0; /* handing over, polling: shares of c_apply */
+    double t_drain = 0;                /* the queue's last batches, after the loop */
+    double q_timed = 0;                /* runq_s() during the timed parts */
+    double det_cpu = 0;                /* the detection thread's */
 
     if (!rb || !pp || !fb || !bp || !names || !name || !res || !seqs) {
         fprintf(stderr, "out of memory\n");
@@ -494,6 +537,17 @@ static void run_store(const struct opts *o, const char *dir)
     if (!s) {
         fprintf(stderr, "store_open: %s\n", err);
         exit(1);
+    }
+    struct detect *det = NULL;
+    struct detect_thread *dth = NULL;
+    if (with_detect) {
+        struct detect_config dc;
+        detect_config_defaults(&dc);
+        if (!(det = detect_create(s, &dc, err, sizeof err)) ||
+            !(dth = detect_thread_start(det, s, err, sizeof err))) {
+            fprintf(stderr, "detection: %s\n", err);
+            exit(1);
+        }
     }
     gen_init(&g, o, o->records);
     double report = now_s();
@@ -522,15 +576,28 @@ static void run_store(const struct opts *o, const char *dir)
         }
         t_gen += now_s() - tg;
 
+        double q1 = runq_s();
         double t1 = now_s(), c1 = cpu_s();
         int rc = store_apply_batches(s, bp, names, ng, res);
         double t2 = now_s(), c2 = cpu_s();
+        if (rc == 0 && det) {
+            double cb = cpu_s();
+            for (unsigned i = 0; i < ng; i++)
+                if (!res[i].duplicate)
+                    detect_thread_submit(dth, bp[i], names[i]);
+            double ct = cpu_s();
+            detect_thread_poll(dth);
+            t2 = now_s(), c2 = cpu_s(); /* handing over counts as applying */
+            c_dbatch += ct - cb;
+            c_dtick += c2 - ct;
+        }
         if (rc == 0)
             rc = store_tick(s, 5 * NS_PER_MS);
         t_apply += t2 - t1;
         c_apply += c2 - c1;
         t_tick += now_s() - t2;
         c_tick += cpu_s() - c2;
+        q_timed += runq_s() - q1;
         if (rc) {
             fprintf(stderr, "apply: %s\n", vigil_strerror(rc));
             exit(1);
@@ -544,11 +611,45 @@ static void run_store(const struct opts *o, const char *dir)
                     (double)done / (t_apply + t_tick));
         }
     }
+    if (dth) { /* the daemon's shutdown: judge what is queued, as part of the ingest */
+        double qd = runq_s(), td = now_s(), cd = cpu_s();
+        detect_thread_stop(dth);
+        t_drain = now_s() - td;
+        q_timed += runq_s() - qd;
+        t_apply += t_drain;
+        c_apply += cpu_s() - cd;
+    }
     double t = t_apply + t_tick, c = c_apply + c_tick;
+    if (det) {
+        struct detect_stats ds;
+        struct detect_thread_stats ts;
+        detect_thread_get_stats(dth, &ts);
+        detect_flush(det);
+        detect_get_stats(det, &ds);
+        printf("detect  %llu alerts, %llu hosts with a baseline, %llu known destinations "
+               "(%llu not stored), %llu records a full table could not track (%llu writes)\n",
+               (unsigned long long)ds.alerts_new, (unsigned long long)ds.hosts,
+               (unsigned long long)ds.known_dsts, (unsigned long long)ds.known_full,
+               (unsigned long long)ds.table_full, (unsigned long long)ds.persists);
+        printf("detect  thread: cpu %.2f s (%.2f us/record); ingest thread: cpu %.2f s "
+               "handing over (%.3f us/record), %.2f s polling; queue full %llu times, waited "
+               "%.2f s; last batches drained in %.2f s\n",
+               (double)ts.cpu_ns / 1e9, (double)ts.cpu_ns / 1e3 / (double)(done ? done : 1),
+               c_dbatch, c_dbatch * 1e6 / (double)(done ? done : 1), c_dtick,
+               (unsigned long long)ts.waits, (double)ts.wait_ns / 1e9, t_drain);
+        printf("detect  ingest thread: apply+hand over %.2f s wall, %.2f s cpu; upkeep %.2f s "
+               "wall, %.2f s cpu; detection thread: %.2f s in detect_tick (longest %.0f ms)\n",
+               t_apply, c_apply, t_tick, c_tick, (double)ts.tick_ns / 1e9,
+               (double)ts.tick_max_ns / 1e6);
+        det_cpu = (double)ts.cpu_ns / 1e9;
+        detect_thread_free(dth);
+        detect_destroy(det);
+    }
     if (!o->reuse)
-        printf("ingest  %10llu records  %7.2f s  %9.0f records/s  (cpu %7.0f records/s; %u batch%s "
+        printf("%s  %10llu records  %7.2f s  %9.0f records/s  (cpu %7.0f records/s; %u batch%s "
            "per commit; maintenance %.1f%%; %llu merged partials; generator %.1f s untimed)\n",
-           (unsigned long long)done, t, (double)done / t, (double)done / c, G, G > 1 ? "es" : "",
+           with_detect ? "ingest+detect" : "ingest", (unsigned long long)done, t,
+           (double)done / t, (double)done / c, G, G > 1 ? "es" : "",
            100.0 * t_tick / t, (unsigned long long)merged, t_gen);
 
     double ts = now_s();
@@ -574,7 +675,15 @@ static void run_store(const struct opts *o, const char *dir)
            (double)st.map_used / 1e9,
            (double)st.map_size / 1e9);
 
-    if (o->reps == 0) { /* --reps 0: ingest only */
+    double rate = t > 0 ? (double)done / t : 0;
+    if (f) {
+        *f = (struct run_figs){t, c, q_timed, t - c - q_timed, det_cpu};
+        if (f->blocked < 0)
+            f->blocked = 0;
+        printf("%s  ingest thread %.2f s = cpu %.2f + waiting for a cpu %.2f + blocked %.2f\n",
+               with_detect ? "ingest+detect" : "ingest", t, c, q_timed, f->blocked);
+    }
+    if (o->reps == 0 || (o->detect && !with_detect)) { /* ingest only */
         store_close(s);
         gen_free(&g);
         free(rb);
@@ -585,7 +694,7 @@ static void run_store(const struct opts *o, const char *dir)
         free(name);
         free(res);
         free(seqs);
-        return;
+        return rate;
     }
     /* queries over the last 24 h of data */
     int64_t until = g.t0_ns + g.span_ns + 60 * NS_PER_SEC, since = until - 24 * 3600 * NS_PER_SEC;
@@ -630,13 +739,14 @@ static void run_store(const struct opts *o, const char *dir)
     free(name);
     free(res);
     free(seqs);
+    return rate;
 }
 
 static void usage(void)
 {
     fprintf(stderr, "usage: ingest_bench [--records N] [--floor N] [--batch N] [--agents N] "
                     "[--hosts N] [--hours H] [--group N] [--reps N] [--seed S] [--dir DIR] "
-                    "[--keep] [--reuse STORE]\n");
+                    "[--keep] [--reuse STORE] [--detect]\n");
     exit(2);
 }
 
@@ -649,6 +759,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--keep")) {
             o.keep = 1;
+            continue;
+        }
+        if (!strcmp(a, "--detect")) {
+            o.detect = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -689,7 +803,7 @@ int main(int argc, char **argv)
     if (o.reuse) { /* queries on a store kept by --keep, same --records/--hours/--seed */
         vigil_log_level = LOG_LVL_WARN;
         printf("ingest_bench: queries on %s\n", o.reuse);
-        run_store(&o, o.reuse);
+        run_store(&o, o.reuse, false, NULL);
         return 0;
     }
     char base[4096], fdir[4200], sdir[4200];
@@ -710,7 +824,33 @@ int main(int argc, char **argv)
         nftw(fdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         fflush(stdout);
     }
-    run_store(&o, sdir);
+    if (o.detect) {
+        char ddir[4300];
+        snprintf(ddir, sizeof ddir, "%s/store-detect", base);
+        struct run_figs a, b;
+        double off = run_store(&o, sdir, false, &a);
+        nftw(sdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        fflush(stdout);
+        double on = run_store(&o, ddir, true, &b);
+        double n = (double)o.records;
+        /* Two free cores: each stage runs on its own, so the ingest thread
+         * takes its CPU plus the time it was blocked (the detection thread's
+         * write transactions, a full queue), unless the detection thread's
+         * CPU is longer. Pessimistic: on a loaded machine the transactions
+         * it waited for were preempted too. */
+        double free_off = a.cpu + a.blocked;
+        double free_on = b.cpu + b.blocked > b.det_cpu ? b.cpu + b.blocked : b.det_cpu;
+        printf("detection: wall %.0f records/s without, %.0f with: %.2f of the rate kept\n", off,
+               on, off > 0 ? on / off : 0);
+        printf("detection: cpu (ingest thread) %.0f records/s without, %.0f with: %.2f; "
+               "detection thread cpu %.2f us/record\n",
+               n / a.cpu, n / b.cpu, b.cpu > 0 ? a.cpu / b.cpu : 0, b.det_cpu * 1e6 / n);
+        printf("detection: on two free cores (ingest cpu + blocked, or the detection thread's "
+               "cpu if longer) %.0f records/s without, %.0f with: %.2f of the rate kept\n",
+               n / free_off, n / free_on, free_on > 0 ? free_off / free_on : 0);
+    } else {
+        run_store(&o, sdir, false, NULL);
+    }
     if (!o.keep)
         nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return 0;

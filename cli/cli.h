@@ -29,6 +29,9 @@ int cmd_top(int argc, char **argv);
 int cmd_bandwidth(int argc, char **argv); /* bandwidth_cmds.c */
 int cmd_latency(int argc, char **argv);   /* bandwidth_cmds.c */
 int cmd_report(int argc, char **argv);    /* report.c */
+int cmd_capture(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);   /* alert_cmds.c */
+int cmd_baseline(int argc, char **argv); /* alert_cmds.c */   /* capture_cmds.c: start, list, stop */
 
 /* The config file query commands read when --config is not given:
  * $XDG_CONFIG_HOME/vigil/cli.conf (else ~/.config/vigil/cli.conf) when it

@@ -21,6 +21,9 @@ static const struct command commands[] = {
     {"bandwidth", cmd_bandwidth, "bandwidth in/out over time, percentiles, capacity forecast"},
     {"latency", cmd_latency, "TCP handshake RTT and retransmissions over time"},
     {"report", cmd_report, "one self-contained HTML page with charts"},
+    {"alerts", cmd_alerts, "alerts raised by the detectors (scans, exfiltration, DNS tunnels...)"},
+    {"baseline", cmd_baseline, "what is normal for a host, or the fleet, hour by hour"},
+    {"capture", cmd_capture, "forensic full-packet capture on chosen agents: start, list, stop"},
     {"keygen", cmd_keygen, "generate a CurveZMQ key pair (aggregator, agent or analyst)"},
 };
 
