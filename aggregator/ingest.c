@@ -24,6 +24,7 @@
 
 #include "capture.h"
 #include "capture_query.h"
+#include "capture_rights.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -97,6 +98,8 @@ struct ingest {
      * transaction (group commit) by apply_group(). */
     struct queued_batch group[INGEST_BURST];
     size_t ngroup;
+
+    struct capture_rights *rights; /* the capture right as re-read on SIGHUP; owned */
 
     struct log_ratelimit rl_bad[BAD_COUNT];
     struct log_ratelimit rl_refused, rl_rejected, rl_send, rl_pause, rl_store, rl_epoch;
@@ -747,6 +750,25 @@ const char *ingest_endpoint(const struct ingest *in)
     return in->endpoint;
 }
 
+/* SIGHUP: the capture right is re-read with the allow lists; a directory
+ * that does not check out leaves the old right in force. */
+static void reload_capture_rights(struct ingest *in)
+{
+    char err[512];
+    if (!in->cfg.captures || in->cfg.insecure || !in->cfg.capture_allow)
+        return;
+    struct capture_rights *r =
+        capture_rights_load(in->cfg.capture_allow, in->cfg.analysts_allow, err, sizeof err);
+    if (!r) {
+        log_err("SIGHUP: the capture right was not reloaded (the old one stays): %s", err);
+        return;
+    }
+    capture_jobs_set_rights(in->cfg.captures, r);
+    capture_rights_free(in->rights);
+    in->rights = r;
+    log_info("SIGHUP: %zu analysts may order captures", capture_rights_count(r));
+}
+
 int ingest_run(struct ingest *in, const volatile sig_atomic_t *stop,
                volatile sig_atomic_t *reload)
 {
@@ -759,6 +781,7 @@ int ingest_run(struct ingest *in, const volatile sig_atomic_t *stop,
                         err);
             else
                 log_info("SIGHUP: allow lists reloaded");
+            reload_capture_rights(in);
         }
         zmq_pollitem_t items[3] = {
             {.socket = in->router, .events = ZMQ_POLLIN},
@@ -796,6 +819,9 @@ void ingest_destroy(struct ingest *in)
 {
     if (!in)
         return;
+    if (in->cfg.captures && in->rights)
+        capture_jobs_set_rights(in->cfg.captures, NULL); /* freed below */
+    capture_rights_free(in->rights);
     /* Judge every batch still queued (the engine's last tick persists)
      * before the caller destroys the engine and closes the store. */
     detect_thread_stop(in->dt);

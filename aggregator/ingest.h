@@ -74,6 +74,8 @@ struct ingest_config {
     struct capture_jobs *captures;     /* borrowed: forensic capture orders (capture.h);
                                           NULL: none (capture kinds go to the workers
                                           and are unknown there) */
+    const char *capture_allow;         /* with analysts_allow: re-read on SIGHUP into the */
+    const char *analysts_allow;        /* capture right (capture_rights.h); NULL: kept as is */
     struct detect *detect;             /* borrowed: baselines, detectors, alerts (detect.h),
                                           run on a thread of its own (detect_thread.h)
                                           from ingest_create to ingest_destroy, which

@@ -193,7 +193,7 @@ static const struct cfg_program aggregator_program = {
              "LMDB exactly once, and answers the vigil CLI's queries. Reads " DEFAULT_CONFIG
              "\n"
              "when it exists and --config is not given. SIGTERM/SIGINT: finish the current\n"
-             "batch and stop; SIGHUP: re-read the allow lists.",
+             "batch and stop; SIGHUP: re-read the allow lists and the capture right.",
     .version = VIGIL_VERSION,
     .options = aggregator_option_table,
     .common_offset = offsetof(struct aggregator_options, common),
@@ -396,6 +396,8 @@ int main(int argc, char **argv)
         .status_interval_ns = opt.status_interval,
         .retention_interval_ns = opt.retention_interval,
         .captures = captures,
+        .capture_allow = opt.capture_allow,
+        .analysts_allow = opt.analysts_allow,
         .detect = detect,
     };
     if (!(in = ingest_create(ctx, &ic, err, sizeof err))) {

@@ -133,7 +133,8 @@ ip netns exec "$ns_h" "$aggregator" --listen "tcp://127.0.0.1:$port" --db "$work
     --analysts-allow "$work/analysts" --capture-allow "$work/capture-allow" \
     --capture-on-alert port_scan --capture-on-alert-duration 20s \
     --capture-on-alert-max-bytes 64K --status-interval 0 >"$work/aggregator.out" 2>"$work/aggregator.err" &
-pids+=("$!")
+agg_pid=$!
+pids+=("$agg_pid")
 
 start_agent() {
     ip netns exec "$ns_h" "$agent" -i br0 --aggregator "tcp://127.0.0.1:$port" \
@@ -219,10 +220,24 @@ grep -q 'capture order REFUSED: analyst "bob"' "$work/aggregator.err" || die "bo
 out=$(as mallory start --agent web-01 --filter "host $ip_1" 2>&1) && die "mallory ordered a capture: $out"
 out=$(as alice start --agent web-01 --filter "host and and" 2>&1) && die "a broken filter was accepted"
 echo "$out" | grep -q "syntax error" || die "no libpcap message for a broken filter: $out"
-out=$(as alice start --agent nobody-01 --filter "" 2>&1) && die "an unknown agent was accepted"
+out=$(as alice start --agent nobody-01 --filter "host $ip_1" 2>&1) && die "an unknown agent was accepted"
+echo "$out" | grep -q "never connected" || die "no reason given for an unknown agent: $out"
+# SIGHUP re-reads the capture right with the allow lists: bob gets it (his
+# order then fails only on the unknown agent), then loses it again.
+cp "$work/keys/bob.pub" "$work/capture-allow/"
+kill -HUP "$agg_pid"
+for _ in $(seq 50); do grep -q "SIGHUP: 2 analysts may order" "$work/aggregator.err" && break; sleep 0.1; done
+out=$(as bob start --agent nobody-01 --filter "host $ip_1" 2>&1) && die "an unknown agent was accepted"
+echo "$out" | grep -q "never connected" || die "bob still lacks the right after SIGHUP: $out"
+rm "$work/capture-allow/bob.pub"
+kill -HUP "$agg_pid"
+for _ in $(seq 50); do grep -q "SIGHUP: 1 analysts may order" "$work/aggregator.err" && break; sleep 0.1; done
+out=$(as bob start --agent web-01 --filter "host $ip_1" 2>&1) && die "bob ordered a capture: $out"
+echo "$out" | grep -q "may not order captures" || die "bob kept the right after SIGHUP: $out"
 [ -z "$(as alice list --format csv | tail -n +2)" ] || die "refused orders left jobs"
 [ -z "$(ls -A "$work/pcaps")" ] || die "refused orders left files"
-echo "ok: bob refused, mallory refused, a bad filter and an unknown agent refused"
+echo "ok: bob refused, mallory refused, a bad filter and an unknown agent refused;"\
+    "SIGHUP grants and takes back the capture right"
 
 # --- 2. exactly what the filter matches -----------------------------------------------
 # Started directly (not through in_h) so $! is tshark itself: `ip netns exec` execs it.
