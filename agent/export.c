@@ -139,6 +139,7 @@ struct exporter {
     /* commands and status (exporter thread; set before the start) */
     struct export_control ctl;
     bool has_ctl, status_due;
+    atomic_bool status_asked; /* export_status_now: becomes status_due */
     int64_t last_status_ns;
 
     /* control */
@@ -923,6 +924,8 @@ static void control_step(struct exporter *ex, int64_t now)
         return;
     if (ex->ctl.tick)
         ex->ctl.tick(ex->ctl.ctx);
+    if (atomic_exchange(&ex->status_asked, false))
+        ex->status_due = true;
     if (!atomic_load(&ex->st.connected))
         return;
     bool busy = ex->ctl.busy && ex->ctl.busy(ex->ctl.ctx);
@@ -942,6 +945,14 @@ static void control_step(struct exporter *ex, int64_t now)
         ex->last_status_ns = now;
     } /* else no connection after all: tried again on the next turn */
     free(buf);
+}
+
+void export_status_now(struct exporter *ex)
+{
+    if (!ex)
+        return;
+    atomic_store(&ex->status_asked, true);
+    wake(ex);
 }
 
 void export_set_control(struct exporter *ex, const struct export_control *ctl)
@@ -977,7 +988,11 @@ static void *export_thread(void *arg)
         if (stopping) {
             flush_removals(ex, now);
             int64_t left = atomic_load(&ex->stop_deadline_ns) - now;
-            if (all_delivered(ex) || left <= 0)
+            /* a last status asked for goes out too, if the aggregator is there */
+            bool status_left = ex->has_ctl && (ex->status_due ||
+                                               atomic_load(&ex->status_asked)) &&
+                               atomic_load(&ex->st.connected);
+            if ((all_delivered(ex) && !status_left) || left <= 0)
                 break;
             if (left < (int64_t)TICK_MS * NS_PER_MS)
                 timeout = (int)(left / NS_PER_MS) + 1;

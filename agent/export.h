@@ -170,6 +170,10 @@ struct export_control {
 
 void export_set_control(struct exporter *ex, const struct export_control *ctl);
 
+/* Asks for a status as soon as connected (any thread); export_stop then
+ * waits, within its grace, until it is sent. */
+void export_status_now(struct exporter *ex);
+
 /* The spool's figures (thread-safe). */
 struct spool_stats;
 void export_get_spool_stats(struct exporter *ex, struct spool_stats *out);

@@ -95,6 +95,7 @@ struct forensic {
     uint64_t used;          /* quota: bytes in the directory, reserved ones included */
     bool changed;           /* since the last status */
     int64_t next_retention; /* wall clock */
+    atomic_bool shutting;   /* forensic_stop_all: captures end as "the agent stopped" */
 };
 
 void forensic_config_defaults(struct forensic_config *cfg)
@@ -451,7 +452,8 @@ static void *job_main(void *arg)
     }
     while (!j->ended) {
         if (atomic_load(&j->stop)) {
-            end_job(j, J_STOPPED, "stopped by order");
+            end_job(j, J_STOPPED,
+                    atomic_load(&f->shutting) ? "the agent stopped" : "stopped by order");
             break;
         }
         if (vigil_monotonic_ns() >= deadline) {
@@ -824,6 +826,30 @@ void forensic_attach(struct forensic *f, struct exporter *ex)
         .ctx = f,
     };
     export_set_control(ex, &ctl);
+}
+
+void forensic_stop_all(struct forensic *f)
+{
+    if (!f)
+        return;
+    atomic_store(&f->shutting, true);
+    pthread_t threads[FORENSIC_MAX_JOBS];
+    unsigned n = 0;
+    /* taken under the lock as forensic_tick takes them: each joined once */
+    pthread_mutex_lock(&f->mu);
+    for (unsigned i = 0; i < FORENSIC_MAX_JOBS; i++) {
+        struct job *j = &f->jobs[i];
+        if (j->used)
+            atomic_store(&j->stop, true);
+        if (j->used && j->has_thread) {
+            threads[n++] = j->thread;
+            j->has_thread = false;
+        }
+    }
+    f->changed = true;
+    pthread_mutex_unlock(&f->mu);
+    for (unsigned i = 0; i < n; i++) /* within READ_TIMEOUT_MS: files closed and hashed */
+        pthread_join(threads[i], NULL);
 }
 
 void forensic_destroy(struct forensic *f)

@@ -108,6 +108,11 @@ void forensic_attach(struct forensic *f, struct exporter *ex);
 
 /* Stops every capture (files are closed and hashed) and frees f. NULL is fine.
  */
+/* At the agent's stop, before the exporter's: ends every running capture
+ * ("stopped": the agent stopped), its files closed and hashed, so the last
+ * status the exporter sends (export_status_now) reports them. */
+void forensic_stop_all(struct forensic *f);
+
 void forensic_destroy(struct forensic *f);
 
 /* For tests and the log: one capture's progress, copied. */

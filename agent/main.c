@@ -476,6 +476,11 @@ int main(int argc, char **argv)
     if (sinks.json && json_output_close(sinks.json, &written, &lost) != 0)
         status = EXIT_FAILURE;
     sinks.json = NULL;
+    if (agent.forensic) {
+        /* running captures end now and the aggregator hears so before we go */
+        forensic_stop_all(agent.forensic);
+        export_status_now(sinks.exporter);
+    }
     if (sinks.exporter) {
         int rc = export_stop(sinks.exporter, EXPORT_DEFAULT_STOP_GRACE_MS);
         struct export_stats es;

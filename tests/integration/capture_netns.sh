@@ -27,7 +27,8 @@
 #      (ordered_by policy:port_scan, the alert named in its reason);
 #   5. the agent's quota (1 MiB, every file in the directory) is never
 #      passed by a capture without a byte cap;
-#   6. an order given while the agent is down reaches it when it comes
+#   6. a capture running when the agent stops is reported stopped at once
+#      (its last status); an order given while the agent is down reaches it when it comes
 #      back; one whose expiry passes first ends "expired".
 #
 # Neighbour entries are permanent (no ARP), IPv6 is off on the test links,
@@ -365,8 +366,16 @@ used=$(cat "$work/pcaps"/* | wc -c)
 as alice list --id "$cid" --format csv | grep -q "quota" || die "the capture does not say 'quota'"
 echo "ok: quota: $used bytes of $quota in the directory"
 
-# --- 6. an agent that is down --------------------------------------------------------------
+# --- 6. an agent that stops mid-capture, an agent that is down ------------------------------
+running=$(order "host $ip_1" --duration 5m) || die "order before the agent stops"
+wait_state "$running" running
 stop_agent
+# its last status, sent as it stopped, closed the capture with its files
+[ "$(state_of "$running" | cut -d' ' -f1)" = stopped ] ||
+    die "a capture the agent stopped is $(state_of "$running"), not stopped"
+as alice list --id "$running" --format csv | grep -q "the agent stopped" ||
+    die "the stopped capture does not say the agent stopped"
+echo "ok: the agent's stop ends its capture, and the aggregator hears so at once"
 cid=$(order "host $ip_1" --duration 1m --max-packets 3) || die "order while the agent is down"
 late=$(order "host $ip_1" --duration 1m --expires 2s) || die "order that expires"
 [ "$(state_of "$cid" | cut -d' ' -f1)" = pending ] || die "$cid is not pending while the agent is down"
