@@ -26,40 +26,10 @@
 #include "chunk.h"
 #include "err.h"
 #include "log.h"
+#include "query_budget.h"
 #include "rollup.h"
 #include "sortkey.h"
 #include "store_int.h"
-
-#define BUDGET_CHECK_EVERY 1024u
-
-/* ---- bounds ---------------------------------------------------------------- */
-
-struct budget {
-    uint64_t rows, max_rows;
-    int64_t deadline;
-    bool hit;
-};
-
-static void budget_init(struct budget *b, uint64_t max_rows, int64_t max_ns)
-{
-    b->rows = 0;
-    b->max_rows = max_rows ? max_rows : QUERY_DEFAULT_MAX_ROWS;
-    b->deadline = vigil_monotonic_ns() + (max_ns > 0 ? max_ns : QUERY_DEFAULT_MAX_NS);
-    b->hit = false;
-}
-
-/* Counts one row; false once a bound is hit. */
-static bool budget_take(struct budget *b)
-{
-    if (b->hit)
-        return false;
-    if (++b->rows > b->max_rows ||
-        (b->rows % BUDGET_CHECK_EVERY == 0 && vigil_monotonic_ns() > b->deadline)) {
-        b->hit = true;
-        return false;
-    }
-    return true;
-}
 
 /* ---- top ------------------------------------------------------------------ */
 

@@ -21,40 +21,13 @@
 #include "chunk.h"
 #include "err.h"
 #include "log.h"
+#include "query_budget.h"
 #include "rollup.h"
 #include "store_int.h"
 
 _Static_assert(SERIES_KEY_MAX == GROUP_KEY_MAX, "series keys are rollup keys");
 _Static_assert(DIM_HOST == TOP_HOST && DIM_APP == TOP_APP && DIM_PORT == TOP_PORT,
                "enum top_group follows the rollup dimensions");
-
-#define BUDGET_CHECK_EVERY 1024u
-
-struct budget {
-    uint64_t rows, max_rows;
-    int64_t deadline;
-    bool hit;
-};
-
-static void budget_init(struct budget *b, uint64_t max_rows, int64_t max_ns)
-{
-    b->rows = 0;
-    b->max_rows = max_rows ? max_rows : QUERY_DEFAULT_MAX_ROWS;
-    b->deadline = vigil_monotonic_ns() + (max_ns > 0 ? max_ns : QUERY_DEFAULT_MAX_NS);
-    b->hit = false;
-}
-
-static bool budget_take(struct budget *b)
-{
-    if (b->hit)
-        return false;
-    if (++b->rows > b->max_rows ||
-        (b->rows % BUDGET_CHECK_EVERY == 0 && vigil_monotonic_ns() > b->deadline)) {
-        b->hit = true;
-        return false;
-    }
-    return true;
-}
 
 void series_key_host(uint8_t key[SERIES_KEY_MAX], const struct vigil_addr *host)
 {
