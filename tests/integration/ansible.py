@@ -69,30 +69,11 @@ import tempfile
 import threading
 import time
 
-PASSED = 0
-FAILED = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vigiltest  # noqa: E402
+from vigiltest import check, fail, ok  # noqa: E402
 
-
-def ok(what):
-    global PASSED
-    PASSED += 1
-    print(f"ok   {what}", flush=True)
-
-
-def fail(what, detail=""):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[-40:]:
-        print(f"    | {line}", flush=True)
-
-
-def check(cond, what, detail=""):
-    if cond:
-        ok(what)
-    else:
-        fail(what, detail)
-    return cond
+vigiltest.detail_lines = -40  # the end of ansible-playbook's output says what failed
 
 
 def info(msg):
@@ -357,8 +338,8 @@ def main_lint(args):
                   f"undocumented: {undocumented}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 0 if FAILED == 0 else 1
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed")
+    return 0 if vigiltest.failed == 0 else 1
 
 
 # ---- deploy --------------------------------------------------------------------
@@ -778,13 +759,13 @@ def main_deploy(args):
                 pass
         if stray:
             fail("no process of the test is left behind", f"killed {stray}")
-        if args.keep or FAILED:
+        if args.keep or vigiltest.failed:
             info(f"files kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     info(f"took {time.monotonic() - t0:.0f} s")
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 0 if FAILED == 0 else 1
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed")
+    return 0 if vigiltest.failed == 0 else 1
 
 
 def main():

@@ -45,37 +45,16 @@ from datetime import datetime, timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet  # noqa: E402  (the daemon helpers: start, stop, CLI, spool draining)
+import vigiltest  # noqa: E402
+from vigiltest import check, fail, ok  # noqa: E402
+
+vigiltest.detail_lines = 25
 
 TYPES = ("exfiltration", "port_scan", "horizontal_scan", "fleet_scan", "distributed_scan",
          "dns_tunnel", "beacon")
 SHORT_LIST = 3      # lists up to this long must be named whole; longer ones may be sampled
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
 TIME_SLACK = timedelta(minutes=10)  # windows may start or end a little apart from the packets
-
-PASSED = 0
-FAILED = 0
-
-
-def ok(what):
-    global PASSED
-    PASSED += 1
-    print(f"ok   {what}", flush=True)
-
-
-def fail(what, detail=""):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[:25]:
-        print(f"    | {line}", flush=True)
-
-
-def check(cond, what, detail=""):
-    if cond:
-        ok(what)
-    else:
-        fail(what, detail)
-    return cond
 
 
 def when(text):
@@ -351,7 +330,7 @@ def one_run(args, work, attacks, rows):
         if os.path.exists(fl.agg_log):
             check(not SANITIZER.search(fl.log()), f"{run}: no sanitizer report from the "
                                                   "aggregator", fl.log()[-1500:])
-        if FAILED:
+        if vigiltest.failed:
             print(f"---- {run}: aggregator log (last 30 lines) ----")
             if os.path.exists(fl.agg_log):
                 for line in fl.log().splitlines()[-30:]:
@@ -392,12 +371,12 @@ def main():
     finally:
         if rows:
             print_table(rows)
-        if args.keep or FAILED:
+        if args.keep or vigiltest.failed:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed in {time.time() - t0:.1f} s")
-    return 1 if FAILED else 0
+    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
+    return 1 if vigiltest.failed else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ import subprocess
 
 passed = 0
 failed = 0
+# Lines of a failure's detail shown: the first N, or with a negative N the
+# last -N (a tool's log ends with what went wrong). A test may set it.
+detail_lines = 20
 
 
 def ok(what):
@@ -17,7 +20,8 @@ def fail(what, detail=""):
     global failed
     failed += 1
     print(f"FAIL {what}", flush=True)
-    for line in str(detail).splitlines()[:20]:
+    lines = str(detail).splitlines()
+    for line in lines[:detail_lines] if detail_lines >= 0 else lines[detail_lines:]:
         print(f"    | {line}", flush=True)
 
 
