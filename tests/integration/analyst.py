@@ -128,18 +128,9 @@ class Rig:
                "--db", os.path.join(self.work, "db"),
                "--flow-retention", "36500d", "--minute-retention", "36500d",
                "--hour-retention", "36500d", "--day-retention", "36500d"]
-        self.out = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            m = re.search(r"listening on (tcp://[0-9.:]+)", self.log())
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("the aggregator did not start:\n" + self.log())
+        self.proc, m = vigiltest.start_logged(cmd, self.log_path,
+                                              r"listening on (tcp://[0-9.:]+)")
+        self.endpoint = m.group(1)
 
     def log(self):
         with open(self.log_path) as f:

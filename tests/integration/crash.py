@@ -89,18 +89,10 @@ class Rig:
                "--flow-retention", "36500d", "--minute-retention", "36500d",
                "--hour-retention", "36500d", "--day-retention", "36500d"]
         self.starts += 1
-        out = open(self.agg_log, "a")
-        out.write(f"---- start {self.starts} ----\n")
-        out.flush()
-        self.agg = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.log().count("listening on") >= self.starts:
-                return
-            if self.agg.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("the aggregator did not start:\n" + self.log()[-3000:])
+        with open(self.agg_log, "a") as out:
+            out.write(f"---- start {self.starts} ----\n")
+        self.agg, _ = vigiltest.start_logged(cmd, self.agg_log, "listening on", timeout=20,
+                                             append=True)
 
     def kill_aggregator(self, sig=signal.SIGKILL):
         if self.agg and self.agg.poll() is None:

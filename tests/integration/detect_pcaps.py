@@ -59,17 +59,17 @@ def alerts_of(args, work, pcap):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     tag = os.path.basename(pcap).split(".")[0]
     log_path = os.path.join(work, f"{tag}.aggregator.log")
-    with open(log_path, "w") as log:
-        agg = subprocess.Popen([args.aggregator, "--listen", endpoint, "--insecure",
-                                "--db", os.path.join(work, f"{tag}.db"),
-                                "--flow-retention", "36500d", "--minute-retention", "36500d",
-                                "--hour-retention", "36500d", "--day-retention", "36500d",
-                                "--detect-idle-flush", f"{IDLE_FLUSH_S}s"],
-                               stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 15
-        while time.time() < deadline and "listening on" not in open(log_path).read():
-            time.sleep(0.05)
+        agg, _ = vigiltest.start_logged(
+            [args.aggregator, "--listen", endpoint, "--insecure",
+             "--db", os.path.join(work, f"{tag}.db"),
+             "--flow-retention", "36500d", "--minute-retention", "36500d",
+             "--hour-retention", "36500d", "--day-retention", "36500d",
+             "--detect-idle-flush", f"{IDLE_FLUSH_S}s"], log_path, "listening on")
+    except RuntimeError as e:
+        fail(f"{tag}: the aggregator started", str(e))
+        return None
+    try:
         cmd = [args.agent, "-r", pcap, "--aggregator", endpoint, "--insecure",
                "--spool", os.path.join(work, f"{tag}.spool"), "--agent-name", "probe"]
         if args.agent_extra:

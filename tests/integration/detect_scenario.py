@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -85,18 +84,9 @@ class ScenarioFleet(fleet.Fleet):
                "--flow-retention", "36500d", "--minute-retention", "36500d",
                "--hour-retention", "36500d", "--day-retention", "36500d",
                "--status-interval", "5s"]
-        self.agg_out = open(self.agg_log, "w")
-        self.agg_proc = subprocess.Popen(cmd, stdout=self.agg_out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            m = re.search(r"listening on (tcp://\S+) WITHOUT CURVE", self.log())
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if self.agg_proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("the aggregator did not start:\n" + self.log())
+        self.agg_proc, m = vigiltest.start_logged(cmd, self.agg_log,
+                                                  r"listening on (tcp://\S+) WITHOUT CURVE")
+        self.endpoint = m.group(1)
 
     def agent_cmd(self, name, pcap, key=None, json_path=None):
         cmd = [self.a.agent, "-r", pcap, "--aggregator", self.endpoint, "--insecure",

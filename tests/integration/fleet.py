@@ -101,18 +101,9 @@ class Fleet:
                "--flow-retention", "36500d", "--minute-retention", "36500d",
                "--hour-retention", "36500d", "--day-retention", "36500d",
                "--status-interval", "5s"]
-        self.agg_out = open(self.agg_log, "w")
-        self.agg_proc = subprocess.Popen(cmd, stdout=self.agg_out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            m = re.search(r"listening on (tcp://\S+) with CURVE on", self.log())
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if self.agg_proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("the aggregator did not start:\n" + self.log())
+        self.agg_proc, m = vigiltest.start_logged(cmd, self.agg_log,
+                                                  r"listening on (tcp://\S+) with CURVE on")
+        self.endpoint = m.group(1)
 
     def log(self):
         with open(self.agg_log) as f:

@@ -1,7 +1,10 @@
 """vigiltest.py — what the integration tests share: one line per check
 ("ok   what" / "FAIL what" with the detail indented below), the tally, and
 running a program with its output captured. Standard library only."""
+import os
+import re
 import subprocess
+import time
 
 passed = 0
 failed = 0
@@ -37,3 +40,26 @@ def check(cond, what, detail=""):
 def run(cmd, timeout=60, **kw):
     """The finished process, output captured as text."""
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def start_logged(cmd, log_path, ready, timeout=15, append=False):
+    """Starts a daemon with its output (stdout and stderr) going to log_path
+    (appended to when append) and waits until what it wrote there since
+    matches the regular expression ready. Returns (process, match). Raises
+    RuntimeError, with the end of the log, when the process exits or timeout
+    seconds pass first."""
+    with open(log_path, "a" if append else "w") as out:
+        start = out.tell()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while True:
+        with open(log_path) as f:
+            f.seek(start)
+            text = f.read()
+        m = re.search(ready, text)
+        if m:
+            return proc, m
+        if proc.poll() is not None or time.time() >= deadline:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"{os.path.basename(cmd[0])} did not start:\n" + text[-3000:])
