@@ -90,25 +90,6 @@ static int load(struct cfg_program *prog, struct alert_options *o, int argc, cha
     return conn_load(prog, o, &o->conn, argc, argv, arena, fmt);
 }
 
-/* Sends the query; on success *out holds the answer (envelope_free). */
-static int ask(const char *prog, const struct alert_options *o, const char *kind,
-               const struct query_arg *args, size_t nargs, Vigil__Envelope **out)
-{
-    struct client_options co = conn_client(&o->conn);
-    char err[768];
-    if (client_query(&co, kind, args, nargs, out, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return CLI_EXIT_FAIL;
-    }
-    if (!(*out)->response->ok) {
-        fprintf(stderr, "%s: the aggregator refused the query: %s\n", prog,
-                (*out)->response->error);
-        envelope_free(*out);
-        *out = NULL;
-        return CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
-}
 
 int cmd_alerts(int argc, char **argv)
 {
@@ -154,7 +135,7 @@ int cmd_alerts(int argc, char **argv)
     snprintf(limit, sizeof limit, "%llu", (unsigned long long)o.limit);
     args[n++] = (struct query_arg){"limit", limit};
 
-    if ((rc = ask("vigil alerts", &o, "alerts", args, n, &env)) != CLI_EXIT_OK)
+    if ((rc = conn_ask("vigil alerts", &o.conn, "alerts", args, n, &env)) != CLI_EXIT_OK)
         goto out;
     const Vigil__QueryResponse *r = env->response;
     if (fmt == OUT_JSON) {
@@ -209,7 +190,7 @@ int cmd_baseline(int argc, char **argv)
         }
         args[n++] = (struct query_arg){"host", o.host};
     }
-    if ((rc = ask("vigil baseline", &o, "baseline", args, n, &env)) != CLI_EXIT_OK)
+    if ((rc = conn_ask("vigil baseline", &o.conn, "baseline", args, n, &env)) != CLI_EXIT_OK)
         goto out;
     static const struct table_column view[] = {
         {"hour", "HOUR", COL_NUMBER},

@@ -1,5 +1,5 @@
 /* analyst.c — the steps the analyst's commands share (see analyst.h):
- * options, the range, one query, cells by column name, bit rates. */
+ * options, the range, cells by column name, bit rates. */
 #include "analyst.h"
 
 #include "clock.h"
@@ -35,19 +35,6 @@ int analyst_range(const char *prog, const struct analyst_options *o, int64_t now
         return CLI_EXIT_USAGE;
     }
     return -1;
-}
-
-int analyst_query(const char *prog, const struct analyst_options *o, const char *kind,
-                  const struct query_arg *args, size_t nargs, Vigil__Envelope **env)
-{
-    struct client_options co = conn_client(&o->conn);
-    char err[768];
-    *env = NULL;
-    if (client_query(&co, kind, args, nargs, env, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return CLI_EXIT_FAIL;
-    }
-    return 0;
 }
 
 int answer_column(const Vigil__QueryResponse *r, const char *name)

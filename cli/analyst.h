@@ -36,12 +36,6 @@ int analyst_load(struct cfg_program *prog, struct analyst_options *o, int argc, 
 int analyst_range(const char *prog, const struct analyst_options *o, int64_t now_ns,
                   int64_t *since, int64_t *until);
 
-/* One query. Returns 0 with *env (free with envelope_free) holding the
- * response, ok or not; otherwise prints why (prefixed with prog) and
- * returns CLI_EXIT_FAIL. */
-int analyst_query(const char *prog, const struct analyst_options *o, const char *kind,
-                  const struct query_arg *args, size_t nargs, Vigil__Envelope **env);
-
 /* The index of a column, or -1. */
 int answer_column(const Vigil__QueryResponse *r, const char *name);
 /* The cell of row i, column c; "" when absent or c < 0. */

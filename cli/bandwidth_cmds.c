@@ -324,7 +324,7 @@ int cmd_bandwidth(int argc, char **argv)
         }
         snprintf(cap, sizeof cap, "%" PRIu64, bps);
         args[n++] = (struct query_arg){"capacity", cap};
-        if ((rc = analyst_query(prog, &o, "forecast", args, n, &env)) == 0)
+        if ((rc = conn_query(prog, &o.conn, "forecast", args, n, &env)) == 0)
             rc = show(prog, fmt, env, forecast_table_out);
         goto done;
     }
@@ -335,7 +335,7 @@ int cmd_bandwidth(int argc, char **argv)
     if ((rc = step_arg(prog, o.step, step, &secs)) >= 0)
         goto done;
     args[n++] = (struct query_arg){"step", step};
-    if ((rc = analyst_query(prog, &o, "bandwidth", args, n, &env)) == 0)
+    if ((rc = conn_query(prog, &o.conn, "bandwidth", args, n, &env)) == 0)
         rc = show(prog, fmt, env, bandwidth_table_out);
 done:
     envelope_free(env);
@@ -452,7 +452,7 @@ int cmd_latency(int argc, char **argv)
     args[n++] = (struct query_arg){"limit", limit};
     if (o.host)
         args[n++] = (struct query_arg){"host", o.host};
-    if ((rc = analyst_query(prog, &o, "latency", args, n, &env)) == 0)
+    if ((rc = conn_query(prog, &o.conn, "latency", args, n, &env)) == 0)
         rc = show(prog, fmt, env, latency_table_out);
 done:
     envelope_free(env);

@@ -129,25 +129,6 @@ static int load(struct cfg_program *prog, struct capture_options *o, int argc, c
     return conn_load(prog, o, &o->conn, argc, argv, arena, fmt);
 }
 
-/* One request; on 0 *env holds an ok answer. Otherwise prints why. */
-static int ask(const char *prog, const struct capture_options *o, const char *kind,
-               const struct query_arg *args, size_t nargs, Vigil__Envelope **env)
-{
-    struct client_options co = conn_client(&o->conn);
-    char err[768];
-    *env = NULL;
-    if (client_query(&co, kind, args, nargs, env, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return CLI_EXIT_FAIL;
-    }
-    if (!(*env)->response->ok) {
-        fprintf(stderr, "%s: the aggregator refused: %s\n", prog, (*env)->response->error);
-        envelope_free(*env);
-        *env = NULL;
-        return CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
-}
 
 static int show(const char *prog, enum out_format fmt, const Vigil__QueryResponse *r,
                 const struct table_column *view)
@@ -221,7 +202,7 @@ static int capture_start(int argc, char **argv)
     args[n++] = (struct query_arg){"expires", expires};
     if (o.reason)
         args[n++] = (struct query_arg){"reason", o.reason};
-    if ((rc = ask(prog, &o, "capture_start", args, n, &env)) == CLI_EXIT_OK)
+    if ((rc = conn_ask(prog, &o.conn, "capture_start", args, n, &env)) == CLI_EXIT_OK)
         rc = show(prog, fmt, env->response, start_view);
 done:
     envelope_free(env);
@@ -276,7 +257,7 @@ static int capture_list(int argc, char **argv)
     args[n++] = (struct query_arg){"limit", limit};
     bool files_only = o.files;
     if (!files_only) {
-        if ((rc = ask(prog, &o, "capture_list", args, n, &env)) != CLI_EXIT_OK)
+        if ((rc = conn_ask(prog, &o.conn, "capture_list", args, n, &env)) != CLI_EXIT_OK)
             goto done;
         rc = show(prog, fmt, env->response, list_view);
         bool none = env->response->n_rows == 0;
@@ -292,7 +273,7 @@ static int capture_list(int argc, char **argv)
         printf("\n");
     }
     args[n++] = (struct query_arg){"files", "1"};
-    if ((rc = ask(prog, &o, "capture_list", args, n, &env)) == CLI_EXIT_OK) {
+    if ((rc = conn_ask(prog, &o.conn, "capture_list", args, n, &env)) == CLI_EXIT_OK) {
         rc = show(prog, fmt, env->response, files_view);
         if (fmt == OUT_TABLE && env->response->n_rows == 0)
             fprintf(stderr, "%s: no file reported yet\n", prog);
@@ -350,7 +331,7 @@ static int capture_stop(int argc, char **argv)
         goto done;
     }
     struct query_arg args[1] = {{"id", id}};
-    if ((rc = ask(prog, &o, "capture_stop", args, 1, &env)) == CLI_EXIT_OK)
+    if ((rc = conn_ask(prog, &o.conn, "capture_stop", args, 1, &env)) == CLI_EXIT_OK)
         rc = show(prog, fmt, env->response, stop_view);
 done:
     envelope_free(env);

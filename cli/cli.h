@@ -112,8 +112,16 @@ struct cfg_arena;
 int conn_load(struct cfg_program *prog, void *opts, const struct conn_options *conn, int argc,
               char **argv, struct cfg_arena **arena, enum out_format *fmt);
 
-/* The client settings of conn. */
-struct client_options conn_client(const struct conn_options *conn);
+/* Sends one query with conn's settings. On 0, *env (envelope_free) holds
+ * the answer, ok or not; otherwise the reason (keys, handshake, no answer)
+ * is printed after prog and CLI_EXIT_FAIL returned, *env NULL. */
+int conn_query(const char *prog, const struct conn_options *conn, const char *kind,
+               const struct query_arg *args, size_t nargs, Vigil__Envelope **env);
+
+/* conn_query for an answer that must be ok: a refusal is printed too (with
+ * the aggregator's reason) and returns CLI_EXIT_FAIL, *env NULL. */
+int conn_ask(const char *prog, const struct conn_options *conn, const char *kind,
+             const struct query_arg *args, size_t nargs, Vigil__Envelope **env);
 
 
 /* "table", "json" or "csv"; returns 0 or VIGIL_EINVAL. */

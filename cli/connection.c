@@ -1,9 +1,10 @@
 /* connection.c — what every query command does before it asks: load its
  * options (config file, then the command line), check the output format
- * and that keys were given, and turn the settings into a client's. */
+ * and that keys were given, turn the settings into a client's, and ask. */
 #include "cli.h"
 
 #include "config.h"
+#include "transport.h"
 
 #include <stdio.h>
 
@@ -32,7 +33,8 @@ int conn_load(struct cfg_program *prog, void *opts, const struct conn_options *c
     return -1;
 }
 
-struct client_options conn_client(const struct conn_options *conn)
+/* The client settings of conn. */
+static struct client_options conn_client(const struct conn_options *conn)
 {
     return (struct client_options){
         .connect = conn->connect,
@@ -41,4 +43,33 @@ struct client_options conn_client(const struct conn_options *conn)
         .insecure = conn->insecure,
         .timeout_ns = conn->timeout,
     };
+}
+
+int conn_query(const char *prog, const struct conn_options *conn, const char *kind,
+               const struct query_arg *args, size_t nargs, Vigil__Envelope **env)
+{
+    struct client_options co = conn_client(conn);
+    char err[768];
+    if (client_query(&co, kind, args, nargs, env, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        *env = NULL;
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
+int conn_ask(const char *prog, const struct conn_options *conn, const char *kind,
+             const struct query_arg *args, size_t nargs, Vigil__Envelope **env)
+{
+    int rc = conn_query(prog, conn, kind, args, nargs, env);
+    if (rc != 0)
+        return rc;
+    if (!(*env)->response->ok) {
+        fprintf(stderr, "%s: the aggregator refused the query: %s\n", prog,
+                (*env)->response->error);
+        envelope_free(*env);
+        *env = NULL;
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
 }

@@ -260,14 +260,9 @@ static int run_query(const char *prog, const struct query_options *o, enum out_f
                      const char *kind, const struct query_arg *args, size_t nargs,
                      const struct table_column *view, const char *empty)
 {
-    struct client_options co = conn_client(&o->conn);
     Vigil__Envelope *env = NULL;
-    char err[768];
-    int rc = client_query(&co, kind, args, nargs, &env, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+    if (conn_query(prog, &o->conn, kind, args, nargs, &env) != 0)
         return CLI_EXIT_FAIL;
-    }
     const Vigil__QueryResponse *r = env->response;
     int status = CLI_EXIT_OK;
     if (!r->ok) {
@@ -497,13 +492,9 @@ static const struct table_column share_view[] = {
 static int top_share(const char *prog, const struct query_options *o, enum out_format fmt,
                      const struct query_arg *args, size_t nargs)
 {
-    struct client_options co = conn_client(&o->conn);
     Vigil__Envelope *env = NULL;
-    char err[768];
-    if (client_query(&co, "share", args, nargs, &env, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+    if (conn_query(prog, &o->conn, "share", args, nargs, &env) != 0)
         return CLI_EXIT_FAIL;
-    }
     const Vigil__QueryResponse *r = env->response;
     int status = CLI_EXIT_OK;
     if (!r->ok) {

@@ -72,7 +72,7 @@ static Vigil__Envelope *ask(struct report *rp, const char *kind, const struct qu
                             size_t n, const char **why)
 {
     Vigil__Envelope *env = NULL;
-    if (analyst_query(rp->prog, rp->o, kind, args, n, &env) != 0) {
+    if (conn_query(rp->prog, &rp->o->conn, kind, args, n, &env) != 0) {
         *why = "the aggregator did not answer";
         return NULL;
     }
