@@ -26,7 +26,7 @@
 #include "chunk.h"
 #include "err.h"
 #include "log.h"
-#include "query_budget.h"
+#include "query_int.h"
 #include "rollup.h"
 #include "sortkey.h"
 #include "store_int.h"
@@ -252,17 +252,6 @@ static int data_extent(struct store *s, MDB_txn *txn, unsigned dim, uint32_t *lo
                 return store__err(rc);
         }
     return 0;
-}
-
-/* The tier that answers the bucket starting at t: the coarsest that is
- * aligned there, fits in the range, and is built. */
-static unsigned piece_tier(uint32_t t, uint32_t to, const struct tier_marks *mk)
-{
-    if (t % 86400 == 0 && (uint64_t)t + 86400 <= to && (uint64_t)t + 86400 <= mk->sealed_d)
-        return TIER_DAY;
-    if (t % 3600 == 0 && (uint64_t)t + 3600 <= to && (uint64_t)t + 3600 <= mk->sealed_h)
-        return TIER_HOUR;
-    return TIER_MINUTE;
 }
 
 struct top_run {

@@ -21,7 +21,7 @@
 #include "chunk.h"
 #include "err.h"
 #include "log.h"
-#include "query_budget.h"
+#include "query_int.h"
 #include "rollup.h"
 #include "store_int.h"
 
@@ -82,17 +82,6 @@ static void sink_row(struct sink *k, size_t idx, const uint8_t *key, const uint6
             counters_add(&k->out->key[i][idx], c);
             break;
         }
-}
-
-/* The tier that answers the bucket at t within a sample ending at end (as
- * query.c's pieces: the coarsest aligned, inside, and built). */
-static unsigned piece_tier(uint32_t t, uint32_t end, const struct tier_marks *mk)
-{
-    if (t % 86400 == 0 && (uint64_t)t + 86400 <= end && (uint64_t)t + 86400 <= mk->sealed_d)
-        return TIER_DAY;
-    if (t % 3600 == 0 && (uint64_t)t + 3600 <= end && (uint64_t)t + 3600 <= mk->sealed_h)
-        return TIER_HOUR;
-    return TIER_MINUTE;
 }
 
 /* The key just below key (klen bytes, big-endian); false for all zeros. */
