@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "query.h"
 #include "store.h"
 #include "transport.h"
 #include "vigil.pb-c.h"
@@ -122,6 +123,9 @@ int answer_row(struct answer *a, const struct cellbuf *cb);
 int answer_agents(struct answer *a);
 int answer_flows(struct answer *a);
 int answer_top(struct answer *a);
+/* The key cells of a top row of group g (host / app / proto, port /
+ * host_a, host_b), as the top and share answers write them. */
+void top_key_cells(struct cellbuf *cb, enum top_group g, const struct top_row *r);
 
 /* answer_alerts.c */
 int answer_alerts(struct answer *a);

@@ -383,18 +383,7 @@ int answer_share(struct answer *a)
         const struct top_row *r = &res.rows[i];
         cum += m[i];
         cells_reset(cb);
-        switch (tq.group) {
-        case TOP_HOST: cell_addr(cb, &r->key.host); break;
-        case TOP_APP: CELL_FIELD(cb, true, r->key.app); break;
-        case TOP_PORT:
-            cell_u64(cb, r->key.proto);
-            cell_u64(cb, r->key.port);
-            break;
-        default:
-            cell_addr(cb, &r->key.host);
-            cell_addr(cb, &r->key.host_b);
-            break;
-        }
+        top_key_cells(cb, tq.group, r);
         cell_u64(cb, r->c.bytes_out + r->c.bytes_in);
         cell_u64(cb, r->c.pkts_out + r->c.pkts_in);
         cell_u64(cb, r->c.flows);

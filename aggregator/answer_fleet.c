@@ -225,9 +225,8 @@ static const char *const top_columns[TOP_GROUP_COUNT][2 + 8 + 1] = {
     [TOP_PAIR] = {"host_a", "host_b", TOP_VALUES},
 };
 
-static void top_cells(enum top_group g, const struct top_row *r, struct cellbuf *cb)
+void top_key_cells(struct cellbuf *cb, enum top_group g, const struct top_row *r)
 {
-    cells_reset(cb);
     switch (g) {
     case TOP_HOST: cell_addr(cb, &r->key.host); break;
     case TOP_APP: CELL_FIELD(cb, true, r->key.app); break;
@@ -241,6 +240,12 @@ static void top_cells(enum top_group g, const struct top_row *r, struct cellbuf 
         break;
     default: break;
     }
+}
+
+static void top_cells(enum top_group g, const struct top_row *r, struct cellbuf *cb)
+{
+    cells_reset(cb);
+    top_key_cells(cb, g, r);
     cell_u64(cb, r->c.bytes_out + r->c.bytes_in);
     cell_u64(cb, r->c.pkts_out + r->c.pkts_in);
     cell_u64(cb, r->c.flows);
