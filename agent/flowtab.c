@@ -20,6 +20,7 @@
 #include "log.h"
 #include "meta.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,46 @@ static uint8_t icmp_query_class(uint8_t family, uint8_t type)
     }
 }
 
+/* Word-sized views of key and address bytes: these run for every packet
+ * (and every step of a bucket chain), where a libc memcmp call per use
+ * cost more than the comparison itself. */
+static uint64_t load64(const uint8_t *b)
+{
+    uint64_t v;
+    memcpy(&v, b, sizeof v);
+    return v;
+}
+
+/* memcmp(a, b, 16) < 0, i.e. a sorts before b as a big-endian number. */
+static int addr_order(const uint8_t *a, const uint8_t *b)
+{
+    uint64_t ah = __builtin_bswap64(load64(a)), bh = __builtin_bswap64(load64(b));
+    if (ah != bh)
+        return ah < bh ? -1 : 1;
+    uint64_t al = __builtin_bswap64(load64(a + 8)), bl = __builtin_bswap64(load64(b + 8));
+    return al < bl ? -1 : al > bl;
+}
+
+static bool key_equal(const struct flow_key *a, const struct flow_key *b)
+{
+    const uint8_t *x = (const uint8_t *)a, *y = (const uint8_t *)b;
+    uint64_t diff = 0;
+    for (size_t i = 0; i + 8 <= sizeof *a; i += 8)
+        diff |= load64(x + i) ^ load64(y + i);
+    uint32_t xt, yt;
+    memcpy(&xt, x + sizeof *a - 4, 4);
+    memcpy(&yt, y + sizeof *a - 4, 4);
+    return (diff | (xt ^ yt)) == 0;
+}
+
+/* An IPv4-mapped address (::ffff:a.b.c.d), as addr.c stores IPv4. */
+static bool is_v4_mapped(const uint8_t *a)
+{
+    uint32_t mid;
+    memcpy(&mid, a + 8, 4);
+    return load64(a) == 0 && mid == htonl(0xffff);
+}
+
 /* Builds the canonical key; *side is 0 if the packet's source is key side 0. */
 static void make_key(const struct pkt *p, struct flow_key *k, int *side)
 {
@@ -258,7 +299,7 @@ static void make_key(const struct pkt *p, struct flow_key *k, int *side)
                       ? (uint32_t)icmp_query_class(p->family, p->icmp_type) << 16 | p->icmp_id
                       : 0x1000000u | (uint32_t)p->icmp_type << 8 | p->icmp_code;
     }
-    int c = memcmp(p->src.b, p->dst.b, 16);
+    int c = addr_order(p->src.b, p->dst.b);
     if (c < 0 || (c == 0 && sp <= dp)) {
         memcpy(k->addr[0], p->src.b, 16);
         memcpy(k->addr[1], p->dst.b, 16);
@@ -274,22 +315,21 @@ static void make_key(const struct pkt *p, struct flow_key *k, int *side)
     }
 }
 
-/* The keyed hash of a key. For an IPv4 pair the two 12-byte mapped
- * prefixes are left out: less than half the bytes to hash on the common
- * path, and still every varying byte. */
+/* The keyed hash of a key. An IPv4 pair packs into two words: both
+ * addresses; then the ports or the ICMP identity (a flow has one or the
+ * other, and the protocol says which), VLAN and protocol. Every varying
+ * byte, and a third of the work of hashing the whole key. */
 static uint64_t key_hash(const struct flowtab *ft, const struct flow_key *k)
 {
-    static const uint8_t v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(k->addr[0], v4_prefix, 12) == 0 && memcmp(k->addr[1], v4_prefix, 12) == 0) {
-        uint8_t b[20];
-        memcpy(b, k->addr[0] + 12, 4);
-        memcpy(b + 4, k->addr[1] + 12, 4);
-        memcpy(b + 8, k->port, 4);
-        memcpy(b + 12, &k->icmp, 4);
-        memcpy(b + 16, &k->vlan, 2);
-        b[18] = k->proto;
-        b[19] = 4;
-        return hash_siphash13(&ft->hkey, b, sizeof b);
+    if (is_v4_mapped(k->addr[0]) && is_v4_mapped(k->addr[1])) {
+        uint32_t a0, a1, ports;
+        memcpy(&a0, k->addr[0] + 12, 4);
+        memcpy(&a1, k->addr[1] + 12, 4);
+        memcpy(&ports, k->port, 4);
+        uint64_t w0 = (uint64_t)a0 | (uint64_t)a1 << 32;
+        uint64_t w1 = (uint64_t)(ports ^ k->icmp) | (uint64_t)k->vlan << 32 |
+                      (uint64_t)k->proto << 48 | (uint64_t)4 << 56;
+        return hash_siphash13_2w(&ft->hkey, w0, w1);
     }
     return hash_siphash13(&ft->hkey, k, sizeof *k);
 }
@@ -872,7 +912,7 @@ static uint32_t flow_lookup(struct flowtab *ft, const struct flow_key *k, uint64
 {
     *bucket = (uint32_t)(hash & ft->bucket_mask);
     for (uint32_t idx = ft->buckets[*bucket]; idx; idx = ft->flows[idx].hnext)
-        if (memcmp(&ft->flows[idx].key, k, sizeof *k) == 0)
+        if (key_equal(&ft->flows[idx].key, k))
             return idx;
     return 0;
 }

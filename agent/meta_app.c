@@ -39,9 +39,15 @@ static int peek(const struct cursor *c, size_t off)
     return cur_peek_u8(c, off, &v) ? v : -1;
 }
 
-/* Does c start with the ASCII string s? */
-static bool starts_with(const struct cursor *c, const char *s)
+/* Does c start with the ASCII string s? Inlined, so that the first byte,
+ * checked alone, is one comparison with a constant: most payloads match no
+ * signature, and this runs dozens of times on each of a flow's first
+ * packets. */
+static inline __attribute__((always_inline)) bool starts_with(const struct cursor *c,
+                                                              const char *s)
 {
+    if (!cur_has(c, 1) || c->p[0] != (uint8_t)s[0])
+        return false;
     size_t n = strlen(s);
     return cur_has(c, n) && memcmp(c->p, s, n) == 0;
 }

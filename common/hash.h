@@ -18,4 +18,8 @@ int hash_key_random(struct hash_key *key);
 
 uint64_t hash_siphash13(const struct hash_key *key, const void *data, size_t len);
 
+/* The same hash of the 16 bytes holding w0 then w1 in little-endian order,
+ * without the byte handling: for per-packet keys that fit two words. */
+uint64_t hash_siphash13_2w(const struct hash_key *key, uint64_t w0, uint64_t w1);
+
 #endif

@@ -53,3 +53,16 @@ Test(hash, known_answers)
     cr_assert_eq(hash_siphash13(&zero, "0123456789abcdef0123456789abcdef0123456789ab", 44),
                  0x1655998cfe543537ULL);
 }
+
+Test(hash, two_words_equal_the_bytes)
+{
+    struct hash_key k = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+    uint64_t w[2] = {0x1122334455667788ULL, 0x99aabbccddeeff00ULL};
+    uint8_t bytes[16];
+    for (int i = 0; i < 8; i++) {
+        bytes[i] = (uint8_t)(w[0] >> (8 * i));
+        bytes[8 + i] = (uint8_t)(w[1] >> (8 * i));
+    }
+    cr_assert_eq(hash_siphash13_2w(&k, w[0], w[1]), hash_siphash13(&k, bytes, sizeof bytes));
+    cr_assert_neq(hash_siphash13_2w(&k, w[0], w[1] ^ 1), hash_siphash13(&k, bytes, sizeof bytes));
+}
