@@ -86,13 +86,12 @@ int answer_alerts(struct answer *a)
         return VIGIL_EINVAL;
     }
     a->rows.limit = limit;
-    if ((rc = store__snapshot_begin(a->st, &txn)) != 0) {
+    if ((rc = store__detect_begin(a->st, false, &txn)) != 0) {
         snprintf(a->err, sizeof a->err, "alerts: the store failed: %s", vigil_strerror(rc));
         return rc;
     }
-    store__snapshot_unlock(a->st);
     MDB_val k, v;
-    rc = mdb_cursor_open(txn, a->st->db[DB_ALERTS], &cur);
+    rc = mdb_cursor_open(txn, a->st->ddb[DDB_ALERTS], &cur);
     int mrc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_LAST);
     rc = 0;
     for (; mrc == 0 && rc == 0 && a->rows.n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
@@ -149,7 +148,7 @@ int answer_alerts(struct answer *a)
     }
     if (cur)
         mdb_cursor_close(cur);
-    store__snapshot_end(a->st, txn);
+    mdb_txn_abort(txn);
     if (rc)
         snprintf(a->err, sizeof a->err, "alerts: %s", vigil_strerror(rc));
     return rc;
@@ -180,15 +179,14 @@ int answer_baseline(struct answer *a)
     struct bl_view *view = calloc(1, sizeof *view);
     if (!view)
         return VIGIL_ENOMEM;
-    if ((rc = store__snapshot_begin(a->st, &txn)) != 0) {
+    if ((rc = store__detect_begin(a->st, false, &txn)) != 0) {
         free(view);
         snprintf(a->err, sizeof a->err, "baseline: the store failed: %s", vigil_strerror(rc));
         return rc;
     }
-    store__snapshot_unlock(a->st);
     MDB_val k = {.mv_size = 17, .mv_data = key}, v;
     uint64_t known_dsts = 0;
-    rc = mdb_get(txn, a->st->db[DB_BASELINES], &k, &v);
+    rc = mdb_get(txn, a->st->ddb[DDB_BASELINES], &k, &v);
     if (rc == MDB_NOTFOUND) {
         snprintf(a->err, sizeof a->err,
                  "baseline: nothing learned yet for %s (an hour is learned once the flows' "
@@ -204,7 +202,7 @@ int answer_baseline(struct answer *a)
     }
     if (has_host) { /* destinations of the host: a prefix range of known_dsts */
         MDB_cursor *cur;
-        if (mdb_cursor_open(txn, a->st->db[DB_KNOWN_DSTS], &cur) == 0) {
+        if (mdb_cursor_open(txn, a->st->ddb[DDB_KNOWN_DSTS], &cur) == 0) {
             MDB_val kk = {.mv_size = 16, .mv_data = host.b}, vv;
             int mrc = mdb_cursor_get(cur, &kk, &vv, MDB_SET_RANGE);
             while (mrc == 0 && kk.mv_size == 32 && memcmp(kk.mv_data, host.b, 16) == 0 &&
@@ -239,7 +237,7 @@ int answer_baseline(struct answer *a)
         rc = answer_row(a, &cb);
     }
 out:
-    store__snapshot_end(a->st, txn);
+    mdb_txn_abort(txn);
     free(view);
     return rc;
 }

@@ -489,26 +489,21 @@ static int persist(struct detect *d, bool models)
     if (!baseline_pending(d->bl, models) && !alerts_pending(d->al))
         return 0;
     MDB_txn *txn = NULL;
-    int rc = store__begin_write(d->st, &txn);
+    int rc = store__detect_begin(d->st, true, &txn);
     if (rc)
         goto fail;
     if ((rc = baseline_persist(d->bl, txn, models)) != 0 || (rc = alerts_persist(d->al, txn)) != 0) {
         mdb_txn_abort(txn);
-        if (rc == MDB_MAP_FULL)
-            store__grow(d->st, false); /* the next try has room, or waits for queries */
         rc = store__err(rc);
         goto fail;
     }
     if ((rc = mdb_txn_commit(txn)) != 0) {
-        if (rc == MDB_MAP_FULL)
-            store__grow(d->st, false);
         rc = store__err(rc);
         goto fail;
     }
     baseline_persisted(d->bl, models);
     alerts_persisted(d->al);
     d->stats.persists++;
-    store__maybe_grow(d->st);
     return 0;
 fail:
     d->stats.persist_failed++;
@@ -652,15 +647,15 @@ struct detect *detect_create(struct store *store, const struct detect_config *cf
         snprintf(err, errlen, "detection: out of memory for %" PRIu32 " keys per table", keys);
         goto fail;
     }
-    if (store__begin_write(store, &txn) != 0) { /* opens nothing new: a read would do */
+    if (store__detect_begin(store, false, &txn) != 0) {
         snprintf(err, errlen, "detection: cannot read the store");
         goto fail;
     }
-    d->bl = baseline_create(txn, store->db[DB_BASELINES], store->db[DB_KNOWN_DSTS], &d->hk,
+    d->bl = baseline_create(txn, store->ddb[DDB_BASELINES], store->ddb[DDB_KNOWN_DSTS], &d->hk,
                             keys / 8, (uint64_t)keys * 8, cfg->learning_ns, &d->stats, err,
                             errlen);
     if (d->bl)
-        d->al = alerts_create(txn, store->db[DB_ALERTS], cfg->alert_log, cfg->dedup_ns,
+        d->al = alerts_create(txn, store->ddb[DDB_ALERTS], cfg->alert_log, cfg->dedup_ns,
                               &d->stats, err, errlen);
     mdb_txn_abort(txn);
     if (!d->bl || !d->al)

@@ -198,14 +198,10 @@ static bool copy_batch(const struct detect_thread *t, const Vigil__FlowBatch *b,
 
 /* ---- the detection thread ------------------------------------------------------ */
 
-/* detect_tick may write LMDB: hold map_lock shared so the store's writer
- * never changes the map size under the transaction (detect_thread.h). */
 static void tick(struct detect_thread *t)
 {
     int64_t t0 = vigil_monotonic_ns();
-    pthread_rwlock_rdlock(&t->s->map_lock);
     detect_tick(t->d, t0);
-    pthread_rwlock_unlock(&t->s->map_lock);
     int64_t took = vigil_monotonic_ns() - t0;
     t->tick_ns += took; /* the thread's own: published under mu with cpu_ns */
     if (took > t->tick_max_ns)
@@ -385,10 +381,6 @@ void detect_thread_poll(struct detect_thread *t)
         return;
     if (t->hook && !t->stopped)
         run_hooks(t);
-    /* The detection thread found the map full (or a proactive grow could
-     * not have the map): grow it here, on the store's writer. */
-    if (atomic_load(&t->s->grow_wanted))
-        store__maybe_grow(t->s);
 }
 
 void detect_thread_stop(struct detect_thread *t)

@@ -16,20 +16,14 @@
  * window closing and persistence keep their rhythm.
  *
  * Threads and LMDB. The detection thread writes the engine's databases
- * (baselines, known_dsts, alerts) in its own write transactions, beside the
- * store's writer (the ingest thread). LMDB serialises the two writers with
- * its own mutex; what the store adds is the map size: mdb_env_set_mapsize
- * needs no transaction alive in the process, and the store's writer grows
- * the map under map_lock taken exclusively. So the detection thread holds
- * map_lock shared around detect_tick (the only place the engine opens a
- * transaction), like a query around its snapshot: a grow waits for it. It
- * never grows the map itself (its try-lock fails while it holds the lock
- * shared): store__grow records the wish (store_int.h, grow_wanted) and the
- * store's writer honours it after its next commit or in detect_thread_poll.
- * The engine's databases are its own: the store's rollups, journal and
- * META_GEN are not touched, so a query's snapshot check is unaffected. A
- * failed write (disk full, map full) is retried by the engine a second
- * later, as before; the store pauses ingest on its own errors.
+ * (baselines, known_dsts, alerts) in its own write transactions, in the
+ * engine's own environment (store_int.h, enum detect_db): LMDB has one
+ * writer per environment, so these writes never wait for ingest's nor hold
+ * it up, and that environment's map never grows, so no lock is needed
+ * around them. The store's rollups, journal and META_GEN are not touched,
+ * so a query's snapshot check is unaffected. A failed write (disk full,
+ * map full) is retried by the engine a second later; the store pauses
+ * ingest on its own errors.
  *
  * New alerts: the engine's on_new_alert hook (forensic capture orders,
  * which need the ingest thread: capture.h) is taken over while the thread
@@ -101,7 +95,7 @@ struct detect_thread *detect_thread_start(struct detect *d, struct store *s, cha
 void detect_thread_submit(struct detect_thread *t, const Vigil__FlowBatch *b, const char *agent);
 
 /* Ingest thread, from its timers: calls the new-alert hook for alerts
- * raised since, and grows the map when the detection thread needed room. */
+ * raised since. */
 void detect_thread_poll(struct detect_thread *t);
 
 /* Ingest thread: judges everything queued, ticks once more, joins the

@@ -48,7 +48,6 @@ static const char *const db_names[DB_COUNT] = {
     [DB_RFLUSH] = "rflush",
     [DB_AGENT_IDS] = "agent_ids", [DB_AGENTS] = "agents",
     [DB_CAPTURES] = "captures",
-    [DB_BASELINES] = "baselines", [DB_KNOWN_DSTS] = "known_dsts", [DB_ALERTS] = "alerts",
     [DB_ROLLUP0 + 0] = "rm_host", [DB_ROLLUP0 + 1] = "rm_app", [DB_ROLLUP0 + 2] = "rm_port",
     [DB_ROLLUP0 + 3] = "rm_pair", [DB_ROLLUP0 + 4] = "rh_host", [DB_ROLLUP0 + 5] = "rh_app",
     [DB_ROLLUP0 + 6] = "rh_port", [DB_ROLLUP0 + 7] = "rh_pair", [DB_ROLLUP0 + 8] = "rd_host",
@@ -1130,6 +1129,67 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- the detection engine's environment ---------------------------------------- */
+
+#define DETECT_ENV_DIR "detect"
+/* Known destinations (at most eight per table key, 1 M at the defaults),
+ * one model per host with a baseline and the alerts fit in a small part of
+ * this; the file only grows as pages are used. */
+#define DETECT_MAP_SIZE (UINT64_C(16) << 30)
+
+static const char *const ddb_names[DDB_COUNT] = {
+    [DDB_BASELINES] = "baselines", [DDB_KNOWN_DSTS] = "known_dsts", [DDB_ALERTS] = "alerts"};
+
+static int detect_env_open(struct store *s, char *err, size_t errlen)
+{
+    char path[STORE_PATH_MAX + sizeof DETECT_ENV_DIR + 1];
+    MDB_txn *txn;
+    int dead = 0, rc;
+
+    snprintf(path, sizeof path, "%s/%s", s->path, DETECT_ENV_DIR);
+    if ((rc = ensure_dir(path, err, errlen)) != 0)
+        return rc;
+    uint64_t map = s->cfg.map_size_max < DETECT_MAP_SIZE ? s->cfg.map_size_max : DETECT_MAP_SIZE;
+    if ((rc = mdb_env_create(&s->denv)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->denv, DDB_COUNT)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->denv, s->cfg.max_readers)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->denv, (size_t)map)) != 0 ||
+        (rc = mdb_env_open(s->denv, path, MDB_NOTLS, 0600)) != 0) {
+        snprintf(err, errlen, "LMDB: opening %s: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    if (mdb_reader_check(s->denv, &dead) == 0 && dead > 0)
+        log_warn("store: cleared %d stale reader slots of %s", dead, path);
+    if ((rc = mdb_txn_begin(s->denv, NULL, 0, &txn)) != 0) {
+        snprintf(err, errlen, "LMDB: %s: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    for (int i = 0; i < DDB_COUNT; i++)
+        if ((rc = mdb_dbi_open(txn, ddb_names[i], MDB_CREATE, &s->ddb[i])) != 0) {
+            snprintf(err, errlen, "LMDB: opening %s in %s: %s", ddb_names[i], path,
+                     mdb_strerror(rc));
+            mdb_txn_abort(txn);
+            goto fail;
+        }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        snprintf(err, errlen, "LMDB: %s: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    return 0;
+fail:
+    if (s->denv)
+        mdb_env_close(s->denv);
+    s->denv = NULL;
+    return store__err(rc);
+}
+
+int store__detect_begin(struct store *s, bool write, MDB_txn **txn)
+{
+    if (s->broken)
+        return VIGIL_EIO;
+    return store__err(mdb_txn_begin(s->denv, NULL, write ? 0 : MDB_RDONLY, txn));
+}
+
 static int env_open(struct store *s, char *err, size_t errlen)
 {
     char data[STORE_PATH_MAX + 16];
@@ -1256,6 +1316,10 @@ struct store *store_open(const char *dir, const struct store_config *cfg, char *
     locks = true;
     if (env_open(s, err, errlen) != 0)
         goto fail;
+    if (detect_env_open(s, err, errlen) != 0) {
+        mdb_env_close(s->env);
+        goto fail;
+    }
     store__maybe_grow(s);
     return s;
 fail:
@@ -1281,6 +1345,8 @@ void store_close(struct store *s)
                      vigil_strerror(rc));
         mdb_env_close(s->env);
     }
+    if (s->denv)
+        mdb_env_close(s->denv);
     pthread_rwlock_destroy(&s->map_lock);
     pthread_mutex_destroy(&s->pend_lock);
     rollup_pending_free(s->pend);

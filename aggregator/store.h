@@ -7,10 +7,8 @@
  * the in-memory rollups (see "Concurrency" in store.c). One more thread
  * writes: the detection thread (detect_thread.h), in its own transactions,
  * only to the detection engine's databases (baselines, known_dsts,
- * alerts). LMDB serialises the two writers; the detection thread holds
- * map_lock shared around its transactions, as a query does, and never
- * resizes the map itself: it leaves that to this writer (grow_wanted in
- * store_int.h).
+ * alerts), which live in an LMDB environment of their own (DIR/detect,
+ * store_int.h): the two writers never wait for each other.
  *
  * Exactly once: store_apply_batch applies a batch and records the agent's
  * last applied sequence in the same write transaction, committed with

@@ -82,11 +82,22 @@ enum store_db {
     DB_AGENT_IDS,
     DB_AGENTS,
     DB_CAPTURES, /* forensic capture jobs: capture id -> job (capture_job.h) */
-    DB_BASELINES,  /* detection: [kind u8][host 16] -> baseline (baseline.h) */
-    DB_KNOWN_DSTS, /* detection: [host 16][destination 16] -> first seen (baseline.h) */
-    DB_ALERTS,     /* detection: [alert id u64] -> alert (alerts.h) */
     DB_ROLLUP0, /* TIER_COUNT x DIM_COUNT rollup DBs follow */
     DB_COUNT = DB_ROLLUP0 + TIER_COUNT * DIM_COUNT
+};
+
+/* The detection engine's databases live in an environment of their own,
+ * DIR/detect (denv below): the engine writes new known destinations by the
+ * hundred thousand on a busy fleet, and in the store's environment each of
+ * those writes held LMDB's single writer lock against ingest. Its map has
+ * a fixed size (the engine's tables are bounded), so no transaction on it
+ * ever has to wait for a grow: the detection thread and queries use it
+ * without map_lock. */
+enum detect_db {
+    DDB_BASELINES,  /* [kind u8][host 16] -> baseline (baseline.h) */
+    DDB_KNOWN_DSTS, /* [host 16][destination 16] -> first seen (baseline.h) */
+    DDB_ALERTS,     /* [alert id u64] -> alert (alerts.h) */
+    DDB_COUNT
 };
 
 static inline unsigned rollup_db(unsigned tier, unsigned dim)
@@ -135,6 +146,8 @@ struct rollup_pending;
 struct store {
     MDB_env *env;
     MDB_dbi db[DB_COUNT];
+    MDB_env *denv; /* the detection engine's (enum detect_db) */
+    MDB_dbi ddb[DDB_COUNT];
     struct store_config cfg;
     char path[STORE_PATH_MAX];
     struct hash_key hk;
@@ -149,9 +162,8 @@ struct store {
     struct rollup_pending *pend;
     uint64_t pend_gen;       /* META_GEN value that pend corresponds to */
     struct store_stats stats;
-    /* A grow that could not have map_lock (queries held it, or the caller
-     * is the detection thread, which holds it shared: detect_thread.h);
-     * the writer grows at its next store__maybe_grow. */
+    /* A grow that could not have map_lock (queries held it); the writer
+     * grows at its next store__maybe_grow. */
     atomic_bool grow_wanted;
 
     /* Writer-owned. */
@@ -200,6 +212,10 @@ int store__err(int rc);
 /* Begins a write transaction; handles MDB_PANIC by marking the store broken. */
 int store__begin_write(struct store *s, MDB_txn **txn);
 
+/* Begins a transaction on the detection engine's environment: a write
+ * (the detection thread's) or a read (queries; no map_lock needed). */
+int store__detect_begin(struct store *s, bool write, MDB_txn **txn);
+
 /* Commits txn, then — under pend_lock — runs after(s, ctx) (which must not
  * fail) and publishes gen as the generation pending state matches. On a
  * failed commit after() is not run. Returns 0 or a VIGIL code. */
@@ -209,8 +225,7 @@ int store__commit(struct store *s, MDB_txn *txn, uint64_t gen,
 /* Grows the map after MDB_MAP_FULL or when usage passes the threshold.
  * must: wait (bounded) for queries to drain; otherwise give up if any hold
  * the map, and leave grow_wanted set for the writer. Returns 0,
- * VIGIL_EAGAIN, VIGIL_EFULL or an error. The detection thread calls it
- * (without must) while it holds map_lock shared: that always gives up. */
+ * VIGIL_EAGAIN, VIGIL_EFULL or an error. */
 int store__grow(struct store *s, bool must);
 
 /* Checks usage after a commit and grows proactively, or because

@@ -674,6 +674,9 @@ static double run_store(const struct opts *o, const char *dir, bool with_detect,
            (double)size / 1e9, (double)size / (double)(done ? done : o->records),
            (double)st.map_used / 1e9,
            (double)st.map_size / 1e9);
+    if (with_detect)
+        printf("detect  %.2f GB on disk (baselines, known destinations, alerts)\n",
+               (double)file_size(dir, "detect/data.mdb") / 1e9);
 
     double rate = t > 0 ? (double)done / t : 0;
     if (f) {

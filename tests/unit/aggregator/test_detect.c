@@ -181,9 +181,8 @@ static unsigned stored_alerts(struct rig *g, int t, char *json, size_t len)
     MDB_val k, v;
     unsigned n = 0;
     cr_assert_eq(detect_flush(g->d), 0);
-    cr_assert_eq(store__snapshot_begin(g->st, &txn), 0);
-    store__snapshot_unlock(g->st);
-    cr_assert_eq(mdb_cursor_open(txn, g->st->db[DB_ALERTS], &cur), 0);
+    cr_assert_eq(store__detect_begin(g->st, false, &txn), 0);
+    cr_assert_eq(mdb_cursor_open(txn, g->st->ddb[DDB_ALERTS], &cur), 0);
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct alert_row row;
@@ -194,7 +193,7 @@ static unsigned stored_alerts(struct rig *g, int t, char *json, size_t len)
             snprintf(json, len, "%.*s", (int)row.json_len, row.json);
     }
     mdb_cursor_close(cur);
-    store__snapshot_end(g->st, txn);
+    mdb_txn_abort(txn);
     return n;
 }
 
