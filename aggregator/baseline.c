@@ -18,17 +18,13 @@
 #include "clock.h"
 #include "detect.h"
 #include "detect_table.h"
+#include "known.h"
 #include "err.h"
 
 #define BL_VERSION 1
 #define HOUR_NS (3600 * NS_PER_SEC)
 #define Q_SCALE 1000.0
 #define FLEET_RING 4
-/* New destinations wait in memory for the next write, at most a quarter
- * of max_known of them (9 MB at the defaults); the engine writes them once
- * a second or when half of that waits. Each write dirties the B-tree
- * leaves the keys fall on, so fewer, larger writes cost less per pair. */
-#define KNOWN_PENDING_MIN 4096u
 #define HOW_MIN_SAMPLES 2
 #define HOD_MIN_SAMPLES 3
 
@@ -63,18 +59,6 @@ struct bl_host {
     uint64_t dsts[4], ports[4]; /* 256-bit linear-counting sketches for the hour */
 };
 
-/* Known (host, destination) pairs: a flat open-addressing set of 64-bit
- * fingerprints of the two keyed hashes (linear probing, never deleted), so
- * a lookup costs one cache line. Bit 0 marks a used slot; bit 1 is the
- * "followed" mark (baseline_follow_dst) and not part of the fingerprint. */
-#define KNOWN_USED UINT64_C(1)
-#define KNOWN_FOLLOWED UINT64_C(2)
-
-struct known_pending {
-    struct vigil_addr host, dst; /* together: the DB_KNOWN_DSTS key */
-    uint32_t t_s;
-};
-
 /* A dirty host's model, in the order it is written. */
 struct dirty_host {
     struct vigil_addr addr;
@@ -101,10 +85,7 @@ struct baseline {
     uint64_t active_hosts;     /* hosts of the last closed fleet hour */
     uint32_t closed_hour;      /* hours before it are closed */
 
-    uint64_t *known;           /* known_mask + 1 slots of fingerprints; 0: empty */
-    uint32_t known_mask, known_n, known_cap;
-    struct known_pending *pending;
-    uint32_t n_pending, pending_cap;
+    struct known *known;       /* known destinations (known.h) */
     struct dirty_host *dirty; /* scratch for baseline_persist, one per host entry */
     bool hosts_dirty;
 };
@@ -286,48 +267,11 @@ static struct bl_host *host_get(struct baseline *bl, const struct vigil_addr *a,
     return e;
 }
 
-static uint64_t known_fp(uint64_t hh, uint64_t hd)
-{
-    uint64_t x = hh ^ (hd * 0x9e3779b97f4a7c15ULL);
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 29;
-    return (x & ~KNOWN_FOLLOWED) | KNOWN_USED;
-}
-
-/* The slot holding fp, or the empty slot where it would go. */
-static uint64_t *known_slot(const struct baseline *bl, uint64_t fp)
-{
-    for (uint32_t i = (uint32_t)(fp >> 32) & bl->known_mask;; i = (i + 1) & bl->known_mask) {
-        uint64_t v = bl->known[i];
-        if (v == 0 || (v & ~KNOWN_FOLLOWED) == fp)
-            return &bl->known[i];
-    }
-}
-
-/* Adds fp; returns its slot (*created says whether it was new), or NULL
- * when the set is full (counted). */
-static uint64_t *known_insert(struct baseline *bl, uint64_t fp, bool *created)
-{
-    uint64_t *slot = known_slot(bl, fp);
-    *created = false;
-    if (*slot)
-        return slot;
-    if (bl->known_n >= bl->known_cap) {
-        bl->stats->known_full++;
-        return NULL;
-    }
-    *slot = fp;
-    bl->known_n++;
-    bl->stats->known_dsts++;
-    *created = true;
-    return slot;
-}
-
 struct baseline *baseline_create(MDB_txn *txn, MDB_dbi db_baselines, MDB_dbi db_known,
                                  const struct hash_key *hk, uint64_t max_hosts,
-                                 uint64_t max_known, int64_t learning_ns,
-                                 struct detect_stats *stats, char *err, size_t errlen)
+                                 uint64_t max_known, int64_t known_keep_ns,
+                                 int64_t learning_ns, struct detect_stats *stats, char *err,
+                                 size_t errlen)
 {
     struct baseline *bl = calloc(1, sizeof *bl);
     MDB_cursor *cur = NULL;
@@ -343,23 +287,12 @@ struct baseline *baseline_create(MDB_txn *txn, MDB_dbi db_baselines, MDB_dbi db_
         bl->learning_hours = 1;
     if (max_hosts < 16)
         max_hosts = 16;
-    if (max_known < 1024)
-        max_known = 1024;
     if (dtab_init(&bl->hosts, (uint32_t)max_hosts, sizeof(struct bl_host),
                   offsetof(struct bl_host, addr), 16) != 0 ||
         !(bl->models = calloc(bl->hosts.cap, sizeof *bl->models)) ||
         !(bl->dirty = calloc(bl->hosts.cap, sizeof *bl->dirty)))
         goto oom;
-    if (max_known > (1u << 30))
-        max_known = 1u << 30;
-    bl->known_cap = (uint32_t)max_known;
-    bl->pending_cap = bl->known_cap / 4 > KNOWN_PENDING_MIN ? bl->known_cap / 4 : KNOWN_PENDING_MIN;
-    if (!(bl->pending = calloc(bl->pending_cap, sizeof *bl->pending)))
-        goto oom;
-    bl->known_mask = 1023;
-    while (bl->known_mask + 1 < 2 * bl->known_cap) /* at most half full: short probe runs */
-        bl->known_mask = bl->known_mask * 2 + 1;
-    if (!(bl->known = calloc((size_t)bl->known_mask + 1, sizeof *bl->known)))
+    if (!(bl->known = known_create(max_known, known_keep_ns, stats)))
         goto oom;
 
     /* baselines */
@@ -383,19 +316,8 @@ struct baseline *baseline_create(MDB_txn *txn, MDB_dbi db_baselines, MDB_dbi db_
     mdb_cursor_close(cur);
     cur = NULL;
 
-    /* known destinations */
-    if (mdb_cursor_open(txn, db_known, &cur) != 0)
+    if (known_load(bl->known, txn, db_known, hk) != 0)
         goto io;
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 32)
-            continue;
-        const uint8_t *kp = k.mv_data;
-        bool created;
-        known_insert(bl, known_fp(hash_siphash13(hk, kp, 16), hash_siphash13(hk, kp + 16, 16)),
-                     &created);
-    }
-    mdb_cursor_close(cur);
     return bl;
 oom:
     snprintf(err, errlen, "baselines: out of memory (%llu hosts, %llu known destinations)",
@@ -413,9 +335,8 @@ void baseline_destroy(struct baseline *bl)
     if (!bl)
         return;
     dtab_free(&bl->hosts);
-    free(bl->known);
+    known_destroy(bl->known);
     free(bl->models);
-    free(bl->pending);
     free(bl->dirty);
     free(bl);
 }
@@ -506,28 +427,12 @@ void baseline_add(struct baseline *bl, const struct vigil_addr *host, uint64_t h
 enum bl_dst baseline_known_dst(struct baseline *bl, const struct vigil_addr *host, uint64_t hh,
                                const struct vigil_addr *dst, uint64_t hd, int64_t t_ns)
 {
-    bool created;
-    uint64_t *slot = known_insert(bl, known_fp(hh, hd), &created);
-    if (slot && !created)
-        return *slot & KNOWN_FOLLOWED ? BL_DST_FOLLOWED : BL_DST_KNOWN;
-    if (created) {
-        if (bl->n_pending < bl->pending_cap) {
-            struct known_pending *p = &bl->pending[bl->n_pending++];
-            p->host = *host;
-            p->dst = *dst;
-            p->t_s = (uint32_t)(t_ns / NS_PER_SEC);
-        } else {
-            bl->stats->known_full++; /* remembered until a restart, not stored */
-        }
-    }
-    return BL_DST_NEW;
+    return known_check(bl->known, host, hh, dst, hd, t_ns);
 }
 
 void baseline_follow_dst(struct baseline *bl, uint64_t hh, uint64_t hd, bool on)
 {
-    uint64_t *slot = known_slot(bl, known_fp(hh, hd));
-    if (*slot)
-        *slot = on ? *slot | KNOWN_FOLLOWED : *slot & ~KNOWN_FOLLOWED;
+    known_follow(bl->known, hh, hd, on);
 }
 
 void baseline_prefetch_host(const struct baseline *bl, uint64_t h, bool entry)
@@ -540,7 +445,7 @@ void baseline_prefetch_host(const struct baseline *bl, uint64_t h, bool entry)
 
 void baseline_prefetch_dst(const struct baseline *bl, uint64_t hh, uint64_t hd)
 {
-    __builtin_prefetch(&bl->known[(uint32_t)(known_fp(hh, hd) >> 32) & bl->known_mask]);
+    known_prefetch(bl->known, hh, hd);
 }
 
 void baseline_mark_alerted(struct baseline *bl, const struct vigil_addr *host, uint64_t h,
@@ -603,6 +508,7 @@ void baseline_advance(struct baseline *bl, int64_t newest_ns, int64_t lateness_n
 {
     int64_t t = newest_ns - lateness_ns;
     uint32_t closed = t > 0 ? (uint32_t)(t / HOUR_NS) : 0; /* hours before it are over */
+    known_advance(bl->known, newest_ns);
     if (!flush_all && closed <= bl->closed_hour)
         return;
     for (uint32_t i = 0; i < bl->hosts.hwm; i++) {
@@ -617,12 +523,12 @@ void baseline_advance(struct baseline *bl, int64_t newest_ns, int64_t lateness_n
 
 bool baseline_pending_full(const struct baseline *bl)
 {
-    return bl->n_pending >= bl->pending_cap / 2;
+    return known_pending_full(bl->known);
 }
 
 bool baseline_pending(const struct baseline *bl, bool models)
 {
-    return bl->n_pending || (models && (bl->hosts_dirty || bl->fleet_dirty));
+    return known_pending(bl->known) || (models && (bl->hosts_dirty || bl->fleet_dirty));
 }
 
 /* Compares n 8-byte words of two keys as big-endian numbers: memcmp's
@@ -643,11 +549,6 @@ static int cmp_dirty(const void *a, const void *b)
                      ((const struct dirty_host *)b)->addr.b, 2);
 }
 
-static int cmp_pending(const void *a, const void *b)
-{
-    return cmp_words(a, b, 4); /* host then destination: the key */
-}
-
 /* In key order, so consecutive puts land on the same B-tree pages. */
 int baseline_persist(struct baseline *bl, MDB_txn *txn, bool models)
 {
@@ -656,7 +557,6 @@ int baseline_persist(struct baseline *bl, MDB_txn *txn, bool models)
     MDB_val k, v;
     int rc;
     _Static_assert(11 + (BL_HOD + BL_HOW) * (1 + BL_METRICS * 4) <= BL_VALUE_MAX, "fits");
-    _Static_assert(offsetof(struct known_pending, dst) == 16, "host and dst adjacent");
 
     if (models && bl->fleet_dirty) {
         baseline_key(NULL, key);
@@ -682,19 +582,7 @@ int baseline_persist(struct baseline *bl, MDB_txn *txn, bool models)
                 return rc;
         }
     }
-    qsort(bl->pending, bl->n_pending, sizeof *bl->pending, cmp_pending);
-    for (uint32_t i = 0; i < bl->n_pending; i++) {
-        uint8_t t[4];
-        memcpy(key, bl->pending[i].host.b, 16);
-        memcpy(key + 16, bl->pending[i].dst.b, 16);
-        put_be32(t, bl->pending[i].t_s);
-        k = (MDB_val){.mv_size = 32, .mv_data = key};
-        v = (MDB_val){.mv_size = 4, .mv_data = t};
-        rc = mdb_put(txn, bl->db_known, &k, &v, MDB_NOOVERWRITE);
-        if (rc && rc != MDB_KEYEXIST)
-            return rc;
-    }
-    return 0;
+    return known_persist(bl->known, txn, bl->db_known);
 }
 
 void baseline_persisted(struct baseline *bl, bool models)
@@ -704,5 +592,5 @@ void baseline_persisted(struct baseline *bl, bool models)
             ((struct bl_host *)dtab_at(&bl->hosts, i))->dirty = 0;
     if (models)
         bl->hosts_dirty = bl->fleet_dirty = false;
-    bl->n_pending = 0;
+    known_persisted(bl->known);
 }

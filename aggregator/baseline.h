@@ -27,11 +27,11 @@
  * allowance; hours in which a host sent nothing are not learned (a quiet
  * hour and an agent that was down look the same).
  *
- * Persistence: DB_BASELINES, key [kind u8: 0 fleet, 1 host][address 16],
- * value: a versioned blob (baseline.c); DB_KNOWN_DSTS, key [host 16]
- * [destination 16], value [first seen, seconds u32 BE]. Both are written
- * by baseline_persist in the caller's transaction: hosts whose hours
- * closed since the last call, destinations first seen since.
+ * Persistence: DDB_BASELINES, key [kind u8: 0 fleet, 1 host][address 16],
+ * value: a versioned blob (baseline.c); the known pairs as known.h says.
+ * Both are written by baseline_persist in the caller's transaction: hosts
+ * whose hours closed since the last call, pairs first seen or refreshed
+ * since.
  *
  * Memory: hosts and known pairs have fixed capacities; past them a host
  * gets no baseline and a pair is not remembered (counted in the stats).
@@ -78,11 +78,13 @@ struct bl_sample {
 struct baseline;
 struct detect_stats;
 
-/* Loads the persisted state through txn (read). Returns NULL with err. */
+/* Loads the persisted state through txn (read); known pairs are forgotten
+ * after known_keep_ns unseen (known.h). Returns NULL with err. */
 struct baseline *baseline_create(MDB_txn *txn, MDB_dbi db_baselines, MDB_dbi db_known,
                                  const struct hash_key *hk, uint64_t max_hosts,
-                                 uint64_t max_known, int64_t learning_ns,
-                                 struct detect_stats *stats, char *err, size_t errlen);
+                                 uint64_t max_known, int64_t known_keep_ns,
+                                 int64_t learning_ns, struct detect_stats *stats, char *err,
+                                 size_t errlen);
 void baseline_destroy(struct baseline *bl);
 
 /* Accounts s for host (whose keyed hash is h). */

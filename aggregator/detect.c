@@ -38,6 +38,7 @@ void detect_config_defaults(struct detect_config *c)
     c->window_ns = 300 * NS_PER_SEC;
     c->lateness_ns = 90 * NS_PER_SEC;
     c->idle_flush_ns = 5 * NS_PER_SEC;
+    c->known_keep_ns = 35 * 86400 * NS_PER_SEC;
     c->dedup_ns = 3600 * NS_PER_SEC;
     c->max_keys = 131072;
     c->scan_ports = 100;
@@ -652,8 +653,8 @@ struct detect *detect_create(struct store *store, const struct detect_config *cf
         goto fail;
     }
     d->bl = baseline_create(txn, store->ddb[DDB_BASELINES], store->ddb[DDB_KNOWN_DSTS], &d->hk,
-                            keys / 8, (uint64_t)keys * 8, cfg->learning_ns, &d->stats, err,
-                            errlen);
+                            keys / 8, (uint64_t)keys * 8, cfg->known_keep_ns, cfg->learning_ns,
+                            &d->stats, err, errlen);
     if (d->bl)
         d->al = alerts_create(txn, store->ddb[DDB_ALERTS], cfg->alert_log, cfg->dedup_ns,
                               &d->stats, err, errlen);

@@ -62,6 +62,7 @@ struct detect_config {
     int64_t dedup_ns;           /* an alert is updated, not repeated, while its activity
                                    resumes within this long of its last_seen (1 h) */
     uint64_t max_keys;          /* capacity of each detector table (131072) */
+    int64_t known_keep_ns;      /* a known destination unseen this long is forgotten (35 d) */
     /* vertical port scan */
     uint64_t scan_ports;        /* distinct ports one source probes on one target (100) */
     uint64_t scan_success_pct;  /* weight of a port whose connection succeeded, % (25) */

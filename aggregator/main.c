@@ -53,7 +53,8 @@ struct aggregator_options {
     /* detection (detect.h) */
     const char *alert_log;
     bool no_detect;
-    int64_t detect_learning, detect_window, detect_lateness, detect_idle_flush, alert_dedup;
+    int64_t detect_learning, detect_window, detect_lateness, detect_idle_flush, alert_dedup,
+        detect_known_for;
     uint64_t detect_max_keys, scan_ports, scan_success_weight, hscan_targets, fscan_targets,
         fscan_agents, dscan_sources, dns_factor, dns_min_bytes, dns_min_queries, dns_long_name,
         dns_min_entropy, dns_unique_names, dns_default_bytes, beacon_min_connections,
@@ -128,6 +129,8 @@ static const struct cfg_option aggregator_option_table[] = {
      "with no record for this long, evaluate every open window as it is", 0},
     {"alert-dedup", 0, CFG_DURATION, OPT(alert_dedup), "1h", 1, 30u * 86400u, "TIME",
      "an alert whose activity resumes within this long is updated, not repeated", 0},
+    {"detect-known-for", 0, CFG_DURATION, OPT(detect_known_for), "35d", 86400, 3650u * 86400u,
+     "TIME", "a host's destination not seen for this long is forgotten (new again)", 0},
     {"detect-max-keys", 0, CFG_UINT, OPT(detect_max_keys), "131072", 1024, 1u << 26, "N",
      "capacity of each detector table (memory is bounded; what does not fit is counted)", 0},
     {"scan-ports", 0, CFG_UINT, OPT(scan_ports), "100", 2, 65536, "N",
@@ -255,6 +258,7 @@ static void detect_config_from(const struct aggregator_options *o, struct detect
     c->idle_flush_ns = o->detect_idle_flush;
     c->dedup_ns = o->alert_dedup;
     c->max_keys = o->detect_max_keys;
+    c->known_keep_ns = o->detect_known_for;
     c->scan_ports = o->scan_ports;
     c->scan_success_pct = o->scan_success_weight;
     c->hscan_targets = o->hscan_targets;

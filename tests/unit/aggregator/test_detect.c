@@ -20,6 +20,7 @@
 #include "detect.h"
 #include "detect_int.h"
 #include "err.h"
+#include "known.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -718,4 +719,128 @@ Test(detect, a_backup_to_a_server_used_16_hours_earlier_in_the_same_batch)
     cr_assert(strstr(json, "\"targets\":[\"203.0.113.200\"]"), "%s", json);
     batch_free(&x);
     rig_close(&g);
+}
+
+/* ---- known destinations: forgetting ------------------------------------------ */
+
+TestSuite(known, .init = setup, .fini = teardown);
+
+static void known_write(struct store *st, struct known *k)
+{
+    MDB_txn *txn;
+    cr_assert_eq(store__detect_begin(st, true, &txn), 0);
+    cr_assert_eq(known_persist(k, txn, st->ddb[DDB_KNOWN_DSTS]), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    known_persisted(k);
+}
+
+/* The stored value of (host, dst): returns its size (0: absent). */
+static size_t known_stored(struct store *st, const struct vigil_addr *host,
+                           const struct vigil_addr *dst, uint32_t *first, uint32_t *last)
+{
+    MDB_txn *txn;
+    uint8_t key[32];
+    memcpy(key, host->b, 16);
+    memcpy(key + 16, dst->b, 16);
+    MDB_val k = {.mv_size = 32, .mv_data = key}, v;
+    cr_assert_eq(store__detect_begin(st, false, &txn), 0);
+    size_t n = 0;
+    if (mdb_get(txn, st->ddb[DDB_KNOWN_DSTS], &k, &v) == 0) {
+        n = v.mv_size;
+        const uint8_t *p = v.mv_data;
+        *first = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        *last = n == 8 ? (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7]
+                       : *first;
+    }
+    mdb_txn_abort(txn);
+    return n;
+}
+
+Test(known, a_pair_unseen_for_the_keep_time_is_forgotten_in_memory_and_store)
+{
+    char err[512] = "";
+    struct detect_stats stats = {0};
+    struct hash_key hk = {11, 22};
+    struct vigil_addr h, a, b;
+    cr_assert_eq(addr_parse("10.0.0.7", &h), 0);
+    cr_assert_eq(addr_parse("198.51.100.1", &a), 0);
+    cr_assert_eq(addr_parse("198.51.100.2", &b), 0);
+    uint64_t hh = hash_siphash13(&hk, h.b, 16), ha = hash_siphash13(&hk, a.b, 16),
+             hb = hash_siphash13(&hk, b.b, 16);
+    const int64_t day = 86400 * NS_PER_SEC, t0 = 20000 * day + 3600 * NS_PER_SEC;
+    const uint32_t t0_s = (uint32_t)(t0 / NS_PER_SEC);
+
+    struct store *st = store_open(g_dir, NULL, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    struct known *k = known_create(4096, 10 * day, &stats);
+    cr_assert_not_null(k);
+    cr_assert_eq(known_check(k, &h, hh, &a, ha, t0), BL_DST_NEW);
+    cr_assert_eq(known_check(k, &h, hh, &a, ha, t0 + 60 * NS_PER_SEC), BL_DST_KNOWN);
+    cr_assert_eq(known_check(k, &h, hh, &b, hb, t0), BL_DST_NEW);
+    known_write(st, k);
+    uint32_t first, last;
+    cr_assert_eq(known_stored(st, &h, &a, &first, &last), 8);
+    cr_assert_eq(first, t0_s);
+    cr_assert_eq(last, t0_s);
+
+    /* b is used again five days later: its last sighting moves, its first stays */
+    known_advance(k, t0 + 5 * day);
+    cr_assert_eq(known_check(k, &h, hh, &b, hb, t0 + 5 * day), BL_DST_KNOWN);
+    known_write(st, k);
+    cr_assert_eq(known_stored(st, &h, &b, &first, &last), 8);
+    cr_assert_eq(first, t0_s);
+    cr_assert_eq(last, t0_s + 5 * 86400);
+
+    /* twelve days on, a (unseen for 12 > 10 days) is forgotten, b (7) is not */
+    known_advance(k, t0 + 12 * day);
+    cr_assert_eq(stats.known_dsts, 1);
+    cr_assert(known_pending(k), "the store's sweep is due");
+    known_write(st, k);
+    cr_assert_eq(known_stored(st, &h, &a, &first, &last), 0, "still stored");
+    cr_assert_eq(known_stored(st, &h, &b, &first, &last), 8);
+    cr_assert_eq(known_check(k, &h, hh, &b, hb, t0 + 12 * day), BL_DST_KNOWN);
+    cr_assert_eq(known_check(k, &h, hh, &a, ha, t0 + 12 * day), BL_DST_NEW, "a not forgotten");
+    known_write(st, k);
+    known_destroy(k);
+
+    /* a restart loads both again (a as first seen on day 12) */
+    struct detect_stats stats2 = {0};
+    k = known_create(4096, 10 * day, &stats2);
+    MDB_txn *txn;
+    cr_assert_eq(store__detect_begin(st, false, &txn), 0);
+    cr_assert_eq(known_load(k, txn, st->ddb[DDB_KNOWN_DSTS], &hk), 0);
+    mdb_txn_abort(txn);
+    cr_assert_eq(stats2.known_dsts, 2);
+    cr_assert_eq(known_check(k, &h, hh, &a, ha, t0 + 12 * day), BL_DST_KNOWN);
+    cr_assert_eq(known_stored(st, &h, &a, &first, &last), 8);
+    cr_assert_eq(first, t0_s + 12 * 86400);
+    known_destroy(k);
+    store_close(st);
+}
+
+Test(known, a_full_set_makes_room_once_old_pairs_are_forgotten)
+{
+    struct detect_stats stats = {0};
+    struct hash_key hk = {5, 6};
+    const int64_t day = 86400 * NS_PER_SEC, t0 = 20000 * day;
+    struct known *k = known_create(1024, 2 * day, &stats);
+    cr_assert_not_null(k);
+    struct vigil_addr h, d;
+    cr_assert_eq(addr_parse("10.0.0.1", &h), 0);
+    uint64_t hh = hash_siphash13(&hk, h.b, 16);
+    for (unsigned i = 0; i < 1100; i++) {
+        cr_assert_eq(addr_parse("203.0.113.1", &d), 0);
+        d.b[14] = (uint8_t)(i >> 8), d.b[15] = (uint8_t)i;
+        known_check(k, &h, hh, &d, hash_siphash13(&hk, d.b, 16), t0);
+        known_persisted(k);
+    }
+    cr_assert_eq(stats.known_dsts, 1024);
+    cr_assert_eq(stats.known_full, 1100 - 1024);
+    known_advance(k, t0 + 3 * day);
+    cr_assert_eq(stats.known_dsts, 0);
+    d.b[15] = 7;
+    cr_assert_eq(known_check(k, &h, hh, &d, hash_siphash13(&hk, d.b, 16), t0 + 3 * day),
+                 BL_DST_NEW);
+    cr_assert_eq(stats.known_dsts, 1, "no room made");
+    known_destroy(k);
 }
