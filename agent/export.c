@@ -68,6 +68,10 @@
 
 #define TICK_MS 100                         /* longest sleep: time cuts are checked this often */
 #define DISK_RETRY_NS (1 * NS_PER_SEC)      /* a refusing disk is retried this often */
+/* A socket whose handshake was refused stays refused (libzmq does not try
+ * again), so after this long it is replaced by a new one: an agent whose
+ * key is added to the allow list later (SIGHUP) gets in without a restart. */
+#define REFUSED_RETRY_NS (10 * NS_PER_SEC)
 #define FLOW_WAIT_NS (200 * NS_PER_MS)      /* a blocked flow thread re-checks this often */
 #define FLOWTAB_REFRESH_EVERY 256u          /* records between flow-table counter reads */
 
@@ -134,6 +138,8 @@ struct exporter {
     bool remove_pending;
     int64_t last_progress_ns, resend_ns, disk_retry_ns;
     bool want_pollout;
+    int64_t refused_ns; /* the aggregator refused the handshake then (0: it did not) */
+    unsigned sock_gen;  /* sockets made so far: names each one's monitor */
     struct log_ratelimit rl_disk, rl_net, rl_bad, rl_ack, rl_flow;
 
     /* commands and status (exporter thread; set before the start) */
@@ -661,6 +667,66 @@ static void receive_all(struct exporter *ex, int64_t now)
     }
 }
 
+/* The socket to the aggregator and its connection monitor. On failure
+ * the caller closes what was made. */
+static int open_socket(struct exporter *ex, char *err, size_t errlen)
+{
+    char terr[256] = "", mon_ep[80];
+    ex->sock = transport_client(ex->ctx, ex->endpoint, ex->cfg.insecure ? NULL : ex->server_key,
+                                ex->cfg.insecure ? NULL : &ex->client, ex->cfg.insecure, terr,
+                                sizeof terr);
+    if (!ex->sock) {
+        snprintf(err, errlen, "export: %s", terr);
+        return -1;
+    }
+    snprintf(mon_ep, sizeof mon_ep, "inproc://vigil-export-monitor-%p-%u", (void *)ex,
+             ex->sock_gen++);
+    if (zmq_socket_monitor(ex->sock, mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+        !(ex->mon = zmq_socket(ex->ctx, ZMQ_PAIR)) || zmq_connect(ex->mon, mon_ep) != 0) {
+        snprintf(err, errlen, "export: connection monitor: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    int zero = 0;
+    zmq_setsockopt(ex->mon, ZMQ_LINGER, &zero, sizeof zero);
+    return 0;
+}
+
+static void close_socket(struct exporter *ex)
+{
+    if (ex->mon) {
+        zmq_socket_monitor(ex->sock, NULL, 0);
+        zmq_close(ex->mon);
+        ex->mon = NULL;
+    }
+    if (ex->sock) {
+        zmq_close(ex->sock);
+        ex->sock = NULL;
+    }
+}
+
+/* A refused socket, replaced once REFUSED_RETRY_NS has passed; batches
+ * wait meanwhile as for any lost connection. */
+static void retry_refused(struct exporter *ex, int64_t now)
+{
+    char err[320];
+    if (!ex->refused_ns || now - ex->refused_ns < REFUSED_RETRY_NS)
+        return;
+    ex->refused_ns = 0;
+    close_socket(ex);
+    if (open_socket(ex, err, sizeof err) != 0) {
+        log_ratelimited(&ex->rl_net, LOG_LVL_ERR, "%s (tried again in %d s)", err,
+                        (int)(REFUSED_RETRY_NS / NS_PER_SEC));
+        close_socket(ex);
+        ex->refused_ns = now;
+        return;
+    }
+    rewind_sending(ex, "reconnecting");
+}
+
 static void handle_monitor(struct exporter *ex)
 {
     for (;;) {
@@ -682,6 +748,7 @@ static void handle_monitor(struct exporter *ex)
         zmq_msg_close(&m);
         switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            ex->refused_ns = 0;
             atomic_store(&ex->st.connected, true);
             ex->status_due = true; /* tells the aggregator where to send orders */
             log_info("export: connected to the aggregator at %s%s", ex->endpoint,
@@ -705,10 +772,14 @@ static void handle_monitor(struct exporter *ex)
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             log_ratelimited(&ex->rl_net, LOG_LVL_ERR,
                             "export: the aggregator at %s refused the handshake (%s): check "
-                            "--key, --server-key and the aggregator's allow list",
+                            "--key, --server-key and the aggregator's allow list (tried again "
+                            "every %d s)",
                             ex->endpoint,
                             event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "authentication"
-                                                                     : "protocol");
+                                                                     : "protocol",
+                            (int)(REFUSED_RETRY_NS / NS_PER_SEC));
+            if (!ex->refused_ns)
+                ex->refused_ns = now_ns();
             break;
         default: break;
         }
@@ -968,6 +1039,7 @@ static void *export_thread(void *arg)
     for (;;) {
         int64_t now = now_ns();
         handle_monitor(ex);
+        retry_refused(ex, now);
         receive_all(ex, now);
         flush_removals(ex, now);
         retry_unspooled(ex, now);
@@ -998,8 +1070,10 @@ static void *export_thread(void *arg)
                 timeout = (int)(left / NS_PER_MS) + 1;
         }
         zmq_pollitem_t items[3] = {
-            {ex->sock, 0, (short)(ZMQ_POLLIN | (ex->want_pollout ? ZMQ_POLLOUT : 0)), 0},
-            {ex->mon, 0, ZMQ_POLLIN, 0},
+            /* fd -1: a socket a failed retry left unmade is not polled */
+            {ex->sock, ex->sock ? 0 : -1,
+             (short)(ZMQ_POLLIN | (ex->want_pollout ? ZMQ_POLLOUT : 0)), 0},
+            {ex->mon, ex->mon ? 0 : -1, ZMQ_POLLIN, 0},
             {NULL, ex->efd, ZMQ_POLLIN, 0},
         };
         if (zmq_poll(items, 3, timeout) < 0 && zmq_errno() != EINTR) {
@@ -1117,27 +1191,8 @@ struct exporter *export_create(const struct export_config *cfg, char *err, size_
             goto fail;
         }
     }
-    char terr[256] = "";
-    ex->sock = transport_client(ex->ctx, ex->endpoint, cfg->insecure ? NULL : ex->server_key,
-                                cfg->insecure ? NULL : &ex->client, cfg->insecure, terr,
-                                sizeof terr);
-    if (!ex->sock) {
-        snprintf(err, errlen, "export: %s", terr);
+    if (open_socket(ex, err, errlen) != 0)
         goto fail;
-    }
-    char mon_ep[64];
-    snprintf(mon_ep, sizeof mon_ep, "inproc://vigil-export-monitor-%p", (void *)ex);
-    if (zmq_socket_monitor(ex->sock, mon_ep,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
-        !(ex->mon = zmq_socket(ex->ctx, ZMQ_PAIR)) || zmq_connect(ex->mon, mon_ep) != 0) {
-        snprintf(err, errlen, "export: connection monitor: %s", zmq_strerror(zmq_errno()));
-        goto fail;
-    }
-    int zero = 0;
-    zmq_setsockopt(ex->mon, ZMQ_LINGER, &zero, sizeof zero);
 
     pthread_mutex_lock(&ex->cmu);
     ex->counters.started_ns = vigil_wallclock_ns();
@@ -1147,7 +1202,6 @@ struct exporter *export_create(const struct export_config *cfg, char *err, size_
     if (cfg->insecure)
         log_warn("export: INSECURE: batches go to %s unencrypted and unauthenticated",
                  ex->endpoint);
-    explicit_bzero(&ex->client, sizeof ex->client); /* the socket has the keys now */
     return ex;
 fail:
     export_destroy(ex);
@@ -1194,12 +1248,7 @@ void export_destroy(struct exporter *ex)
         return;
     if (ex->started)
         export_stop(ex, 0);
-    if (ex->mon) {
-        zmq_socket_monitor(ex->sock, NULL, 0);
-        zmq_close(ex->mon);
-    }
-    if (ex->sock)
-        zmq_close(ex->sock);
+    close_socket(ex);
     if (ex->own_ctx && ex->ctx)
         zmq_ctx_term(ex->ctx);
     spool_close(ex->spool);

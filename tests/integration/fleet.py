@@ -13,7 +13,8 @@ Checks, each printed as ok/FAIL:
               filtered queries (--host, --port, --proto, --app) return exactly
               the matching flows;
   refusals    an agent with a key in no allow list gets nothing stored and the
-              aggregator logs the refusal with the key's fingerprint; a query
+              aggregator logs the refusal with the key's fingerprint; a refused
+              agent gets in by itself once its key is allowed (SIGHUP); a query
               with an agent key is refused; an analyst key in no allow list is
               refused at the handshake with a clear message;
   garbage     a raw ZeroMQ client (zmq_poke) sends garbage, a truncated batch,
@@ -421,6 +422,55 @@ def body(fleet):
           "no aggregator: a clear message after --timeout", r.stderr)
     r = run([fleet.a.cli, "top", "--group", "nope"])
     check(r.returncode == 2, "a wrong option value exits 2", r.stderr)
+
+    late_agent_gets_in(fleet)
+
+
+def wait_until(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return pred()
+
+
+def late_agent_gets_in(fleet):
+    """An agent refused at the handshake tries again by itself: once its key
+    is in the allow list (SIGHUP), it delivers without a restart."""
+    k = fleet.keys
+    fleet.keygen(f"{k}/outsiders", "late")
+    out_json = os.path.join(fleet.work, "late.jsonl")
+    err_path = os.path.join(fleet.work, "late.err")
+    with open(err_path, "w") as err:
+        # reading standard input keeps it running until the pipe closes
+        late = subprocess.Popen(fleet.agent_cmd("late", "-", f"{k}/outsiders/late.key", out_json),
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        with open(fleet.pcaps["web-01"], "rb") as f:
+            late.stdin.write(f.read())
+        late.stdin.flush()
+
+        def err_text():
+            with open(err_path) as f:
+                return f.read()
+        check(wait_until(lambda: "refused the handshake" in err_text(), 20),
+              "an agent with a key in no allow list is refused", err_text())
+        shutil.copy(f"{k}/outsiders/late.pub", f"{k}/agents.d/late.pub")
+        fleet.agg_proc.send_signal(signal.SIGHUP)
+        check(wait_until(lambda: 'admitted agent "late"' in fleet.log(), 30),
+              "once its key is allowed (SIGHUP) the refused agent gets in by itself",
+              err_text() + fleet.log()[-1500:])
+    finally:
+        late.stdin.close()
+        rc = late.wait(timeout=60)
+    text = err_text()
+    check(rc == 0 and "not acknowledged everything" not in text,
+          "the late agent exits 0 with everything acknowledged", text)
+    agents = {a["agent"]: a for a in fleet.cli_json("agents")}
+    want = len(load_records(out_json))
+    check(want > 0 and agents.get("late", {}).get("records") == want,
+          f"vigil agents: the late agent's {want} records are stored", agents.get("late"))
 
 
 def garbage_counts(line):
