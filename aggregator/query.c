@@ -27,6 +27,8 @@
 #include "err.h"
 #include "log.h"
 #include "query_int.h"
+#include "rank.h"
+#include "topk.h"
 #include "rollup.h"
 #include "sortkey.h"
 #include "store_int.h"
@@ -116,74 +118,7 @@ static int scan_totals(struct store *s, MDB_txn *txn, unsigned tier, uint32_t fr
 
 static uint64_t metric(const struct rctr *c, enum top_order o)
 {
-    switch (o) {
-    case TOP_BY_PACKETS: return c->v[RC_PKTS_OUT] + c->v[RC_PKTS_IN];
-    case TOP_BY_FLOWS: return c->v[RC_FLOWS];
-    default: return c->v[RC_BYTES_OUT] + c->v[RC_BYTES_IN];
-    }
-}
-
-/* The best `limit` groups seen, worst at the root. */
-struct best {
-    uint8_t key[GROUP_KEY_MAX];
-    struct rctr c;
-    uint64_t m;
-};
-
-/* Does a rank before b? (metric descending, key ascending) */
-static bool best_before(const struct best *a, const struct best *b, unsigned klen)
-{
-    if (a->m != b->m)
-        return a->m > b->m;
-    return memcmp(a->key, b->key, klen) < 0;
-}
-
-static void best_down(struct best *h, size_t n, size_t i, unsigned klen)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && best_before(&h[w], &h[l], klen))
-            w = l;
-        if (r < n && best_before(&h[w], &h[r], klen))
-            w = r;
-        if (w == i)
-            return;
-        struct best t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-static void best_offer(struct best *h, size_t *n, size_t limit, const uint8_t *key,
-                       const struct rctr *c, enum top_order o, unsigned klen)
-{
-    struct best x;
-    memcpy(x.key, key, klen);
-    x.c = *c;
-    x.m = metric(c, o);
-    if (*n < limit) {
-        size_t i = (*n)++;
-        h[i] = x;
-        while (i > 0) {
-            size_t p = (i - 1) / 2;
-            if (!best_before(&h[p], &h[i], klen))
-                break;
-            struct best t = h[i];
-            h[i] = h[p];
-            h[p] = t;
-            i = p;
-        }
-    } else if (best_before(&x, &h[0], klen)) {
-        h[0] = x;
-        best_down(h, *n, 0, klen);
-    }
-}
-
-static int cmp_best(const void *a, const void *b, void *arg)
-{
-    unsigned klen = *(const unsigned *)arg;
-    return best_before(a, b, klen) ? -1 : best_before(b, a, klen) ? 1 : 0;
+    return rank_metric(c->v, (unsigned)o);
 }
 
 static void key_to_top(unsigned dim, const uint8_t *k, struct top_key *out)
@@ -306,6 +241,23 @@ static int add_streams(MDB_cursor *cur, unsigned tier, unsigned dim, uint32_t fr
                                                                               : rc;
 }
 
+/* Rows of a day's ranking (rank.h), best first, into best[]. */
+struct ranked_rows {
+    struct topk_ent *best;
+    size_t n;
+    enum top_order order;
+    unsigned klen;
+};
+
+static void ranked_row(const uint8_t *key, const uint64_t c[RC_COUNT], void *ctx)
+{
+    struct ranked_rows *rr = ctx;
+    struct topk_ent *b = &rr->best[rr->n++];
+    memcpy(b->key, key, rr->klen);
+    memcpy(b->c.v, c, sizeof b->c.v);
+    b->m = metric(&b->c, rr->order);
+}
+
 int store_query_top(struct store *s, const struct top_query *q, struct top_result *out)
 {
     struct mem_rows pend = {0};
@@ -313,7 +265,7 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
     struct tier_marks mk;
     struct budget bud;
     struct rctr total = {{0}};
-    struct best *best = NULL;
+    struct topk_ent *best = NULL; /* the best `limit` groups, worst at the root */
     struct sortkey *sk = NULL;
     uint8_t *pkeys = NULL;
     struct rctr *pctr = NULL;
@@ -398,6 +350,27 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
         t1 = ceil_to(hi, 86400);
     if (lo == UINT32_MAX)
         t1 = t0; /* no rows at all */
+    /* Exactly one built day and nothing pending: its ranking, if stored,
+     * holds the answer (rank.h); the totals still come from its app rows. */
+    if (rc == 0 && dim != DIM_APP && npend == 0 && q->limit <= RANK_K && t0 % 86400 == 0 &&
+        t1 == t0 + 86400 && piece_tier(t0, to, &mk) == TIER_DAY) {
+        if (!(best = malloc(q->limit * sizeof *best)))
+            rc = VIGIL_ENOMEM;
+        struct ranked_rows rr = {best, 0, q->order, klen};
+        int rrc = rc ? rc : rank_read(txn, s->db[DB_RANK], t0, dim, (unsigned)q->order,
+                                      q->limit, &out->groups, ranked_row, &rr);
+        if (rrc == 0) {
+            nbest = rr.n;
+            out->ranked = true;
+            out->buckets[TIER_DAY] = 1;
+            bud.rows += rr.n;
+            rc = scan_totals(s, txn, TIER_DAY, t0, t1, &total, &bud);
+            t1 = t0; /* nothing to merge */
+        } else if (rrc != MDB_NOTFOUND && rc == 0) {
+            log_warn("store: the ranking of day %u cannot be read (%s): merging its rows",
+                     (unsigned)t0, vigil_strerror(store__err(rrc)));
+        }
+    }
     for (unsigned t = 0; rc == 0 && t < TIER_COUNT; t++)
         rc = store__err(mdb_cursor_open(txn, s->db[rollup_db(t, dim)], &curs[t]));
     for (uint32_t t = t0; rc == 0 && t < t1 && !bud.hit;) {
@@ -419,7 +392,7 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
     size_t ninputs = tr.nst + (npend ? 1 : 0), pi = 0;
     if (rc == 0 && ninputs && ltree_init(&lt, (unsigned)ninputs, nw) != 0)
         rc = VIGIL_ENOMEM;
-    if (rc == 0 && !(best = malloc(q->limit * sizeof *best)))
+    if (rc == 0 && !best && !(best = malloc(q->limit * sizeof *best)))
         rc = VIGIL_ENOMEM;
     for (size_t i = 0; rc == 0 && i < tr.nst; i++)
         sortkey_words(lt.w[i], tr.st[i].r.key, klen);
@@ -465,7 +438,7 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
         out->groups++;
         if (dim == DIM_APP)
             add_total(&total, &sum);
-        best_offer(best, &nbest, q->limit, group, &sum, q->order, klen);
+        topk_offer(best, &nbest, q->limit, group, &sum, metric(&sum, q->order), klen);
     }
     ltree_free(&lt);
     for (unsigned t = 0; t < TIER_COUNT; t++)
@@ -476,7 +449,8 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
         goto fail;
 
     /* Best first. */
-    qsort_r(best, nbest, sizeof *best, cmp_best, &klen);
+    if (!out->ranked) /* a ranking's rows come best first already */
+        topk_sort(best, nbest, klen);
     out->rows = calloc(nbest ? nbest : 1, sizeof *out->rows);
     if (!out->rows) {
         rc = VIGIL_ENOMEM;

@@ -73,6 +73,7 @@ struct top_result {
     unsigned buckets[3];       /* buckets read per tier: 0 minute, 1 hour, 2 day */
     uint64_t rows_read;
     bool truncated;            /* a bound was hit: the figures are NOT complete */
+    bool ranked;               /* answered from a built day's ranking (rank.h) */
 };
 
 /* Runs a top query. On success fills *out (free with top_result_free) and

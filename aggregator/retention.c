@@ -16,7 +16,8 @@
 #include "store_int.h"
 
 enum job { JOB_FLOWS = 0, JOB_HOSTIDX, JOB_ROLLUP0 }; /* then TIER x DIM rollup jobs */
-#define JOB_COUNT (JOB_ROLLUP0 + TIER_COUNT * DIM_COUNT)
+#define JOB_RANK (JOB_ROLLUP0 + TIER_COUNT * DIM_COUNT) /* the days' rankings (rank.h) */
+#define JOB_COUNT (JOB_RANK + 1)
 
 struct slice_result {
     uint64_t deleted;
@@ -92,6 +93,7 @@ int store_retention_run(struct store *s, int64_t now_ns, int64_t budget_ns,
         for (unsigned d = 0; d < DIM_COUNT; d++)
             cut[JOB_ROLLUP0 + t * DIM_COUNT + d] = c;
     }
+    cut[JOB_RANK] = cut[JOB_ROLLUP0 + TIER_DAY * DIM_COUNT];
 
     while (job < JOB_COUNT) {
         struct slice_result sr = {0};
@@ -103,6 +105,7 @@ int store_retention_run(struct store *s, int64_t now_ns, int64_t budget_ns,
         while (job < JOB_COUNT && !sr.more) {
             unsigned db = job == JOB_FLOWS     ? DB_FLOWS
                           : job == JOB_HOSTIDX ? DB_HOSTIDX
+                          : job == JOB_RANK    ? DB_RANK
                                                : DB_ROLLUP0 + (job - JOB_ROLLUP0);
             uint64_t before = sr.deleted;
             if ((rc = delete_front(s, txn, db, cut[job], &sr)) != 0)
@@ -112,7 +115,7 @@ int store_retention_run(struct store *s, int64_t now_ns, int64_t budget_ns,
                 st->flows += n;
             else if (job == JOB_HOSTIDX)
                 st->hostidx += n;
-            else
+            else if (job != JOB_RANK)
                 st->rollups[(job - JOB_ROLLUP0) / DIM_COUNT] += n;
             if (!sr.more)
                 job++;

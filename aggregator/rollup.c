@@ -19,6 +19,7 @@
 #include "chunk.h"
 #include "err.h"
 #include "log.h"
+#include "rank.h"
 #include "sortkey.h"
 #include "store_int.h"
 
@@ -666,6 +667,11 @@ static int flush_dim(struct store *s, MDB_txn *txn, const struct pbucket *b, uns
                 sub[n++] = order[i];
         struct rows late = {t, sub, n};
         rc = write_rows(s, txn, tier, dim, bucket, &late, chunks);
+        if (rc == 0 && n && tier == TIER_DAY) { /* the day's ranking no longer holds */
+            rc = rank_delete(txn, s->db[DB_RANK], bucket, dim);
+            if (rank_continues(s->rank, bucket, dim))
+                rank_invalidate(s->rank);
+        }
     }
     free(sub);
     return rc;
@@ -1309,6 +1315,12 @@ static int compact_dim(struct store *s, MDB_txn *txn, struct compact_state *cs, 
     *exhausted = false;
     if (rc)
         return rc;
+    /* a day's ranking sees every group of the dimension, or is not stored */
+    bool ranked = tier == TIER_DAY && dim != DIM_APP;
+    if (ranked && !cs->has_last)
+        rank_begin(s->rank, cs->bucket, dim);
+    else if (ranked && !rank_continues(s->rank, cs->bucket, dim))
+        rank_invalidate(s->rank); /* resumed after a restart: the groups before are unseen */
     for (uint32_t i = 0; i < nsub && rc == 0; i++) {
         uint8_t parts[256];
         unsigned np;
@@ -1366,6 +1378,8 @@ static int compact_dim(struct store *s, MDB_txn *txn, struct compact_state *cs, 
             break;
         uint8_t pl[5 * VARINT_MAX];
         rc = chunk_writer_add(&w, group, pl, chunk_put_counters(pl, sum));
+        if (ranked)
+            rank_offer(s->rank, group, sum);
         memcpy(cs->last, group, klen);
         cs->has_last = true;
         (*budget)--;
@@ -1376,8 +1390,11 @@ static int compact_dim(struct store *s, MDB_txn *txn, struct compact_state *cs, 
         if (rc == 0)
             rc = erc;
     }
-    if (rc == 0 && x == UINT32_MAX)
+    if (rc == 0 && x == UINT32_MAX) {
         *exhausted = true;
+        if (ranked && rank_continues(s->rank, cs->bucket, dim))
+            rc = rank_put(s->rank, txn, s->db[DB_RANK]);
+    }
     mdb_cursor_close(cur);
     ltree_free(&lt);
     free(st);
@@ -1427,9 +1444,12 @@ static int compact_slice(struct store *s, bool *idle)
         rc = put_compact(s, txn, &cd.cs);
     if (rc)
         goto fail;
-    return store__commit(s, txn, s->gen, compact_after, &cd);
+    if ((rc = store__commit(s, txn, s->gen, compact_after, &cd)) != 0)
+        rank_invalidate(s->rank); /* it saw groups the store does not have */
+    return rc;
 fail:
     mdb_txn_abort(txn);
+    rank_invalidate(s->rank);
     return store__err(rc);
 }
 

@@ -33,6 +33,7 @@
 #include "err.h"
 #include "log.h"
 #include "query.h"
+#include "rank.h"
 #include "rollup.h"
 #include "store_int.h"
 
@@ -47,7 +48,7 @@ static const char *const db_names[DB_COUNT] = {
     [DB_JOURNAL0] = "journal0",   [DB_JOURNAL1] = "journal1", [DB_HOSTIDX] = "hostidx",
     [DB_RFLUSH] = "rflush",
     [DB_AGENT_IDS] = "agent_ids", [DB_AGENTS] = "agents",
-    [DB_CAPTURES] = "captures",
+    [DB_CAPTURES] = "captures",   [DB_RANK] = "rank",
     [DB_ROLLUP0 + 0] = "rm_host", [DB_ROLLUP0 + 1] = "rm_app", [DB_ROLLUP0 + 2] = "rm_port",
     [DB_ROLLUP0 + 3] = "rm_pair", [DB_ROLLUP0 + 4] = "rh_host", [DB_ROLLUP0 + 5] = "rh_app",
     [DB_ROLLUP0 + 6] = "rh_port", [DB_ROLLUP0 + 7] = "rh_pair", [DB_ROLLUP0 + 8] = "rd_host",
@@ -1296,7 +1297,7 @@ struct store *store_open(const char *dir, const struct store_config *cfg, char *
         snprintf(err, errlen, "no random key");
         goto fail;
     }
-    if (!(s->pend = rollup_pending_new(&s->hk))) {
+    if (!(s->pend = rollup_pending_new(&s->hk)) || !(s->rank = rank_build_new())) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1328,6 +1329,7 @@ fail:
         pthread_mutex_destroy(&s->pend_lock);
     }
     rollup_pending_free(s->pend);
+    rank_build_free(s->rank);
     free(s->agents);
     free(s->agent_index);
     free(s);
@@ -1350,6 +1352,7 @@ void store_close(struct store *s)
     pthread_rwlock_destroy(&s->map_lock);
     pthread_mutex_destroy(&s->pend_lock);
     rollup_pending_free(s->pend);
+    rank_build_free(s->rank);
     free(s->agents);
     free(s->agent_index);
     free(s->contribs);

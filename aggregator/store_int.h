@@ -82,6 +82,7 @@ enum store_db {
     DB_AGENT_IDS,
     DB_AGENTS,
     DB_CAPTURES, /* forensic capture jobs: capture id -> job (capture_job.h) */
+    DB_RANK,     /* each built day's best groups: [day u32][dim u8] -> ranking (rank.h) */
     DB_ROLLUP0, /* TIER_COUNT x DIM_COUNT rollup DBs follow */
     DB_COUNT = DB_ROLLUP0 + TIER_COUNT * DIM_COUNT
 };
@@ -142,10 +143,12 @@ struct agent_slot {
 };
 
 struct rollup_pending;
+struct rank_build;
 
 struct store {
     MDB_env *env;
     MDB_dbi db[DB_COUNT];
+    struct rank_build *rank; /* the ranking of the day being built (writer-owned, rank.h) */
     MDB_env *denv; /* the detection engine's (enum detect_db) */
     MDB_dbi ddb[DDB_COUNT];
     struct store_config cfg;

@@ -463,10 +463,11 @@ static void time_top(struct store *s, const struct opts *o, enum top_group grp, 
     }
     bool aligned_day = (until - since) == 86400 * NS_PER_SEC && since % (86400 * NS_PER_SEC) == 0;
     printf("query   top-20 %-5s %-5s %8.2f ms median  (%llu groups, %llu rows read, "
-           "buckets d/h/m %u/%u/%u%s; #1 %s %.1f%%)\n",
+           "buckets d/h/m %u/%u/%u%s%s; #1 %s %.1f%%)\n",
            name, aligned_day ? "day" : "24h",
            median(ms, reps), (unsigned long long)r.groups, (unsigned long long)r.rows_read,
-           r.buckets[2], r.buckets[1], r.buckets[0], r.truncated ? ", TRUNCATED" : "", top1,
+           r.buckets[2], r.buckets[1], r.buckets[0], r.ranked ? ", from the day's ranking" : "",
+           r.truncated ? ", TRUNCATED" : "", top1,
            r.n ? r.rows[0].share * 100 : 0.0);
     top_result_free(&r);
 }

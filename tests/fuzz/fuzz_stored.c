@@ -1,18 +1,19 @@
 /* fuzz_stored.c — fuzz target for every decoder of what the aggregator
  * reads back from LMDB: a stored flow (flowcodec), a journal entry
- * (contrib), a rollup chunk, a forensic capture job, an alert and a
- * baseline. A damaged or hostile store must give a clean refusal, never a
+ * (contrib), a rollup chunk, a forensic capture job, an alert, a
+ * baseline and a day's ranking. A damaged or hostile store must give a clean refusal, never a
  * read out of bounds; what decodes must be self-consistent.
  *
- * Input layout: byte 0 picks the decoder (mod 6), the rest is the value
+ * Input layout: byte 0 picks the decoder (mod 7), the rest is the value
  * (for an alert the first 8 bytes are its key; for a chunk byte 1 picks
- * the key length). Each decoder is also re-run on the value with its
+ * the key length; for a ranking byte 1 picks the dimension). Each decoder is also re-run on the value with its
  * encoder's output where one exists, which must decode to the same. */
 #include "alerts.h"
 #include "baseline.h"
 #include "capture_job.h"
 #include "chunk.h"
 #include "flowcodec.h"
+#include "rank.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,6 +98,13 @@ static void baseline(const uint8_t *p, size_t n)
     (void)baseline_decode(p, n, &v);
 }
 
+static void ranking(const uint8_t *p, size_t n)
+{
+    if (n < 1)
+        return;
+    (void)rank_check(p + 1, n - 1, p[0] % DIM_COUNT);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -106,13 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!p)
         return 0;
     memcpy(p, data + 1, size - 1);
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
     case 0: stored_flow(p, size - 1); break;
     case 1: journal_entry(p, size - 1); break;
     case 2: chunk(p, size - 1); break;
     case 3: capture_job(p, size - 1); break;
     case 4: alert(p, size - 1); break;
-    default: baseline(p, size - 1); break;
+    case 5: baseline(p, size - 1); break;
+    default: ranking(p, size - 1); break;
     }
     free(p);
     return 0;

@@ -25,6 +25,7 @@
 #include "err.h"
 #include "flowcodec.h"
 #include "query.h"
+#include "rank.h"
 #include "retention.h"
 #include "store.h"
 #include "store_int.h"
@@ -343,6 +344,8 @@ static const struct ogroup *oracle_find(const struct oracle *o, unsigned dim, co
     return NULL;
 }
 
+static bool last_ranked; /* the last check_top was answered from a day's ranking */
+
 /* Runs a top query and checks it against the oracle over the range the
  * store says it answered. Returns the result's tier bucket counts. */
 static void check_top(struct store *s, const struct trec *recs, const bool *newflow, size_t n,
@@ -355,6 +358,7 @@ static void check_top(struct store *s, const struct trec *recs, const bool *newf
     struct oracle o;
 
     cr_assert_eq(store_query_top(s, &q, &r), 0);
+    last_ranked = r.ranked;
     cr_assert_not(r.truncated);
     cr_assert_eq(r.since_ns % NS(60), 0);
     cr_assert_eq(r.until_ns % NS(60), 0);
@@ -563,6 +567,20 @@ Test(store, top_is_exact_across_tiers_and_pending, .timeout = 60)
             }
     cr_assert(used_day && used_hour, "the day and hour tiers answered");
 
+    /* One whole built day: its ranking answers, exactly; a limit past
+     * RANK_K merges the rows instead. */
+    for (int day = 0; day < 2; day++)
+        for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++)
+            for (int ord = TOP_BY_BYTES; ord <= TOP_BY_FLOWS; ord++) {
+                check_top(s, recs, newflow, n, dim, (enum top_order)ord, NS(T0 + day * 86400),
+                          NS(T0 + (day + 1) * 86400), 5, NULL);
+                cr_assert_eq(last_ranked, dim != TOP_APP, "day %d dim %u: ranked %d", day, dim,
+                             last_ranked);
+                check_top(s, recs, newflow, n, dim, (enum top_order)ord, NS(T0 + day * 86400),
+                          NS(T0 + (day + 1) * 86400), RANK_K + 1, NULL);
+                cr_assert_not(last_ranked);
+            }
+
     /* Late data into built hours and days, then more data left pending:
      * answers stay exact. */
     static struct trec late[200];
@@ -591,6 +609,15 @@ Test(store, top_is_exact_across_tiers_and_pending, .timeout = 60)
         for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++)
             check_top(s, recs, newflow, n, dim, TOP_BY_BYTES, ranges[r][0], ranges[r][1],
                       QUERY_MAX_LIMIT, NULL);
+    /* the late rows changed both built days: their rankings are gone, the
+     * answers merge the rows and stay exact */
+    cr_assert_eq(store_flush(s), 0);
+    for (int day = 0; day < 2; day++)
+        for (unsigned dim = 0; dim < TOP_GROUP_COUNT; dim++) {
+            check_top(s, recs, newflow, n, dim, TOP_BY_BYTES, NS(T0 + day * 86400),
+                      NS(T0 + (day + 1) * 86400), 5, NULL);
+            cr_assert_not(last_ranked, "day %d dim %u: a stale ranking answered", day, dim);
+        }
 
     /* And after a restart (pending rebuilt from the journal). */
     store_close(s);
@@ -1715,4 +1742,90 @@ Test(store, flow_encoding_round_trips_and_refuses_damage)
     cr_assert_str_eq(d.app, "quic");
     for (size_t cut = 0; cut < n; cut++)
         cr_assert_neq(contrib_decode(jb, cut, &d), 0);
+}
+
+/* More groups than a ranking keeps: the best RANK_K per metric, in the
+ * order a merge gives (metric descending, key ascending), ties included. */
+struct rk_group {
+    uint8_t key[16];
+    uint64_t c[RC_COUNT];
+};
+
+static unsigned rk_metric_sel;
+static int rk_cmp(const void *a, const void *b)
+{
+    const struct rk_group *x = a, *y = b;
+    uint64_t mx = rank_metric(x->c, rk_metric_sel), my = rank_metric(y->c, rk_metric_sel);
+    if (mx != my)
+        return mx > my ? -1 : 1;
+    return memcmp(x->key, y->key, 16);
+}
+
+struct rk_seen {
+    struct rk_group *g;
+    size_t n;
+};
+
+static void rk_row(const uint8_t *key, const uint64_t c[RC_COUNT], void *ctx)
+{
+    struct rk_seen *sn = ctx;
+    memcpy(sn->g[sn->n].key, key, 16);
+    memcpy(sn->g[sn->n].c, c, sizeof sn->g[sn->n].c);
+    sn->n++;
+}
+
+Test(store, a_days_ranking_keeps_the_best_of_many_groups, .timeout = 30)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    struct store_config cfg = test_cfg();
+    struct store *s = open_store(dir, &cfg);
+    enum { N = 5000 };
+    static struct rk_group g[N], want[N], got[RANK_K + 1];
+    rng_state = 7;
+    struct rank_build *rb = rank_build_new();
+    cr_assert_not_null(rb);
+    rank_begin(rb, 86400 * 20000, DIM_HOST);
+    for (unsigned i = 0; i < N; i++) { /* in key order, as compaction gives them */
+        memset(g[i].key, 0, 16);
+        g[i].key[14] = (uint8_t)(i >> 8);
+        g[i].key[15] = (uint8_t)i;
+        g[i].c[RC_BYTES_OUT] = rnd() % 50; /* few values: many ties */
+        g[i].c[RC_BYTES_IN] = rnd() % 50;
+        g[i].c[RC_PKTS_OUT] = rnd() % 1000000;
+        g[i].c[RC_PKTS_IN] = 0;
+        g[i].c[RC_FLOWS] = i % 7;
+        rank_offer(rb, g[i].key, g[i].c);
+    }
+    MDB_txn *txn;
+    cr_assert_eq(store__begin_write(s, &txn), 0);
+    cr_assert_eq(rank_put(rb, txn, s->db[DB_RANK]), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    rank_build_free(rb);
+
+    cr_assert_eq(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn), 0);
+    for (unsigned m = 0; m < RANK_METRICS; m++) {
+        memcpy(want, g, sizeof g);
+        rk_metric_sel = m;
+        qsort(want, N, sizeof *want, rk_cmp);
+        struct rk_seen sn = {got, 0};
+        uint64_t groups = 0;
+        cr_assert_eq(rank_read(txn, s->db[DB_RANK], 86400 * 20000, DIM_HOST, m, RANK_K, &groups,
+                               rk_row, &sn),
+                     0);
+        cr_assert_eq(groups, N);
+        cr_assert_eq(sn.n, RANK_K);
+        for (unsigned i = 0; i < RANK_K; i++)
+            cr_assert(memcmp(got[i].key, want[i].key, 16) == 0 &&
+                          memcmp(got[i].c, want[i].c, sizeof got[i].c) == 0,
+                      "metric %u row %u differs", m, i);
+        /* a limit past what is kept is not answered from the ranking */
+        sn.n = 0;
+        cr_assert_eq(rank_read(txn, s->db[DB_RANK], 86400 * 20000, DIM_HOST, m, RANK_K + 1,
+                               &groups, rk_row, &sn),
+                     MDB_NOTFOUND);
+    }
+    mdb_txn_abort(txn);
+    store_close(s);
+    rm_rf(dir);
 }
