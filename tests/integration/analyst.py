@@ -30,7 +30,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -431,10 +430,8 @@ def main():
         ap.add_argument(f"--{opt}", required=True)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    for opt in ("aggregator", "cli", "agent", "gen"):
-        if not os.access(getattr(args, opt), os.X_OK):
-            print(f"skip: {getattr(args, opt)} is not built")
-            return 77
+    if vigiltest.skip_unbuilt(args, ("aggregator", "cli", "agent", "gen")):
+        return 77
     t_start = time.time()
     work = tempfile.mkdtemp(prefix="vigil-analyst.")
     rig = Rig(args, work)
@@ -482,12 +479,8 @@ def main():
             print("---- aggregator log (last 30 lines) ----")
             for line in rig.log().splitlines()[-30:]:
                 print("    " + line)
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t_start:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t_start)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import argparse
 import collections
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -283,10 +282,8 @@ def main():
     ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    for opt in ("aggregator", "cli", "agent", "gen"):
-        if not os.access(getattr(args, opt), os.X_OK):
-            print(f"skip: {getattr(args, opt)} is not built")
-            return 77
+    if vigiltest.skip_unbuilt(args, ("aggregator", "cli", "agent", "gen")):
+        return 77
     t0 = time.time()
     work = tempfile.mkdtemp(prefix="vigil-crash.")
     rig = Rig(args, work)
@@ -304,12 +301,8 @@ def main():
             print("---- aggregator log (last 30 lines) ----")
             for line in rig.log().splitlines()[-30:]:
                 print("    " + line)
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t0)
 
 
 if __name__ == "__main__":

@@ -334,12 +334,8 @@ def main():
                     with open(os.path.join(work, f)) as fh:
                         for line in fh.read().splitlines()[-15:]:
                             print("    " + line)
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t0)
 
 
 if __name__ == "__main__":

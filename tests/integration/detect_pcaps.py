@@ -16,7 +16,6 @@ Exit status: 0 passed, 1 failed, 77 skipped (no ../shared/pcaps/attacks).
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -152,12 +151,8 @@ def main():
                 bad = [a for a in found if a["type"] in forbidden]
                 check(not bad, f"{name}: no {'/'.join(sorted(forbidden))}", text)
     finally:
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t0)
 
 
 if __name__ == "__main__":

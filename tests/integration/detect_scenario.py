@@ -35,7 +35,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import struct
 import sys
 import tempfile
@@ -345,10 +344,8 @@ def main():
                     help="seconds to wait for the alerts after delivery")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    for opt in ("gen", "agent", "aggregator", "cli"):
-        if not os.access(getattr(args, opt), os.X_OK):
-            print(f"skip: {getattr(args, opt)} is not built")
-            return 77
+    if vigiltest.skip_unbuilt(args, ("gen", "agent", "aggregator", "cli")):
+        return 77
 
     t0 = time.time()
     work = tempfile.mkdtemp(prefix="vigil-detect.")
@@ -361,12 +358,8 @@ def main():
     finally:
         if rows:
             print_table(rows)
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t0)
 
 
 if __name__ == "__main__":

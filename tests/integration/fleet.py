@@ -202,10 +202,8 @@ def main():
         ap.add_argument(f"--{opt}", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    for opt in ("aggregator", "cli", "agent", "gen", "poke"):
-        if not os.access(getattr(args, opt), os.X_OK):
-            print(f"skip: {getattr(args, opt)} is not built")
-            return 77
+    if vigiltest.skip_unbuilt(args, ("aggregator", "cli", "agent", "gen", "poke")):
+        return 77
     r = run([args.agent, "--help"])
     if "--aggregator" not in r.stdout + r.stderr:
         print("skip: this vigil-agent has no --aggregator")
@@ -234,12 +232,8 @@ def main():
             print("---- aggregator log (last 40 lines) ----")
             for line in fleet.log().splitlines()[-40:] if os.path.exists(fleet.agg_log) else []:
                 print("    " + line)
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t0:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t0)
 
 
 def body(fleet):

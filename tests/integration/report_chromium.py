@@ -144,10 +144,8 @@ def main():
     if not args.chromium or not os.access(args.chromium, os.X_OK):
         print("skip: no chromium (apt-get install chromium)")
         return 77
-    for opt in ("aggregator", "cli", "agent", "gen"):
-        if not os.access(getattr(args, opt), os.X_OK):
-            print(f"skip: {getattr(args, opt)} is not built")
-            return 77
+    if vigiltest.skip_unbuilt(args, ("aggregator", "cli", "agent", "gen")):
+        return 77
     t_start = time.time()
     work = tempfile.mkdtemp(prefix="vigil-report.")
     rig = analyst.Rig(args, work)
@@ -237,12 +235,8 @@ def main():
         fail("report test aborted", repr(e))
     finally:
         rig.stop()
-        if args.keep or vigiltest.failed:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{vigiltest.passed} passed, {vigiltest.failed} failed in {time.time() - t_start:.1f} s")
-    return 1 if vigiltest.failed else 0
+        vigiltest.put_away(work, args.keep)
+    return vigiltest.tally(t_start)
 
 
 if __name__ == "__main__":

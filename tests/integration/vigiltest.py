@@ -3,6 +3,7 @@
 running a program with its output captured. Standard library only."""
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -35,6 +36,32 @@ def check(cond, what, detail=""):
     else:
         fail(what, detail)
     return cond
+
+
+def skip_unbuilt(args, names):
+    """True, with the skip line said, when one of args' named programs is
+    not an executable (the caller returns 77: ctest's skip)."""
+    for name in names:
+        path = getattr(args, name)
+        if not os.access(path, os.X_OK):
+            print(f"skip: {path} is not built")
+            return True
+    return False
+
+
+def put_away(work, keep):
+    """Removes the work directory, unless asked to keep it or a check
+    failed: then it stays, and says where."""
+    if keep or failed:
+        print(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def tally(t0):
+    """Prints the tally since t0 (time.time()); returns the exit status."""
+    print(f"{passed} passed, {failed} failed in {time.time() - t0:.1f} s")
+    return 1 if failed else 0
 
 
 def run(cmd, timeout=60, **kw):
