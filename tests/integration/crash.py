@@ -38,6 +38,12 @@ import vigiltest
 from vigiltest import check, fail, ok, run
 
 FLOWS_PER_AGENT = 15000
+# The kill phase's agents must still be delivering at the last of the kills
+# (about 0.9 s apart): twice the flows keep them at it for several seconds
+# even on a fast machine, where 15,000 each were done after three.
+KILL_FLOWS_PER_AGENT = 2 * FLOWS_PER_AGENT
+FLOWS_LIMIT = 50000  # the CLI's most flows per query: verify asks for fewer per window
+FLOWS_PER_QUERY = 40000
 BATCH_RECORDS = 10  # many small batches: each is one durable commit
 
 
@@ -71,10 +77,10 @@ class Rig:
         with open(self.empty, "wb") as f:
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
 
-    def capture(self, name, seed):
+    def capture(self, name, seed, flows=FLOWS_PER_AGENT):
         path = os.path.join(self.work, f"{name}-{seed}.pcap")
         r = run([self.a.gen, "--profile", "bench", "--seed", str(seed), "--flows",
-                 str(FLOWS_PER_AGENT), "--duration", "30", "--out", path])
+                 str(flows), "--duration", "30", "--out", path])
         if r.returncode != 0:
             raise RuntimeError(f"vigil-gen: {r.stderr}")
         return path
@@ -135,8 +141,9 @@ class Rig:
 COUNTERS = ("pkts_fwd", "bytes_fwd", "pkts_rev", "bytes_rev")
 
 
-def expected(json_paths):
-    """(agent, flow_id) -> [records, counters...] summed over the agents' records."""
+def expected(json_paths, ends=None):
+    """(agent, flow_id) -> [records, counters...] summed over the agents'
+    records; ends (a dict), if given, gets each flow's last end (RFC 3339)."""
     want = collections.defaultdict(lambda: [0] * (1 + len(COUNTERS)))
     per_agent = collections.Counter()
     for agent, paths in json_paths.items():
@@ -144,30 +151,48 @@ def expected(json_paths):
             with open(path) as f:
                 for line in f:
                     rec = json.loads(line)
-                    w = want[(agent, rec["flow_id"])]
+                    key = (agent, rec["flow_id"])
+                    w = want[key]
                     w[0] += 1
                     for i, c in enumerate(COUNTERS):
                         w[1 + i] += rec[c]
                     per_agent[agent] += 1
+                    if ends is not None and rec["end"] > ends.get(key, ""):
+                        ends[key] = rec["end"]
     return want, per_agent
+
+
+def stored_flows(rig, ends):
+    """Every stored flow, asked for in windows of their end times that each
+    hold about FLOWS_PER_QUERY flows; each answer must come back whole."""
+    cuts = sorted(ends.values())[FLOWS_PER_QUERY::FLOWS_PER_QUERY]
+    edges = ["all"] + cuts + ["2100-01-01"]
+    rows, whole = [], True
+    for since, until in zip(edges, edges[1:]):
+        part = rig.cli_json("flows", "--since", since, "--until", until, "--limit",
+                            str(FLOWS_LIMIT))
+        whole = whole and len(part) < FLOWS_LIMIT
+        rows += part
+    return rows, whole
 
 
 def verify(rig, phase, json_paths):
     """The store holds exactly what the agents' JSON says."""
-    want, per_agent = expected(json_paths)
+    ends = {}
+    want, per_agent = expected(json_paths, ends)
     agents = {a["agent"]: a for a in rig.cli_json("agents")}
     got_records = {n: agents.get(n, {}).get("records", 0) for n in json_paths}
     check(got_records == dict(per_agent),
           f"{phase}: records per agent stored = the agents' JSON ({sum(per_agent.values())})",
           f"stored {got_records}\nagents' JSON {dict(per_agent)}")
-    rows = rig.cli_json("flows", "--since", "all", "--until", "2100-01-01", "--limit", "50000")
+    rows, whole = stored_flows(rig, ends)
     got = {}
     for r in rows:
         got[(r["agent"], r["flow_id"])] = [r["records"]] + [r[c] for c in COUNTERS]
     missing = [k for k in want if k not in got]
     extra = [k for k in got if k not in want]
     wrong = [k for k in want if k in got and got[k] != want[k]]
-    check(not missing and not extra and not wrong and len(rows) < 50000,
+    check(not missing and not extra and not wrong and whole,
           f"{phase}: every flow stored once with its records and counters ({len(want)} flows)",
           f"missing {len(missing)} {missing[:3]}\nextra {len(extra)} {extra[:3]}\n"
           f"wrong {len(wrong)} " + "; ".join(f"{k}: got {got[k]} want {want[k]}"
@@ -201,7 +226,7 @@ def phase_aggregator_kill(rig, names, kills):
     for i, n in enumerate(names):
         spools[n] = os.path.join(rig.work, f"spool-kill-{n}")
         paths[n] = [os.path.join(rig.work, f"kill-{n}.jsonl")]
-        pcaps[n] = rig.capture(n, 20 + i)
+        pcaps[n] = rig.capture(n, 20 + i, KILL_FLOWS_PER_AGENT)
     drained = {}
 
     def deliver(n):
