@@ -20,7 +20,6 @@
 #include "log.h"
 #include "meta.h"
 
-#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,14 +278,6 @@ static bool key_equal(const struct flow_key *a, const struct flow_key *b)
     return (diff | (xt ^ yt)) == 0;
 }
 
-/* An IPv4-mapped address (::ffff:a.b.c.d), as addr.c stores IPv4. */
-static bool is_v4_mapped(const uint8_t *a)
-{
-    uint32_t mid;
-    memcpy(&mid, a + 8, 4);
-    return load64(a) == 0 && mid == htonl(0xffff);
-}
-
 /* Builds the canonical key; *side is 0 if the packet's source is key side 0. */
 static void make_key(const struct pkt *p, struct flow_key *k, int *side)
 {
@@ -321,7 +312,7 @@ static void make_key(const struct pkt *p, struct flow_key *k, int *side)
  * byte, and a third of the work of hashing the whole key. */
 static uint64_t key_hash(const struct flowtab *ft, const struct flow_key *k)
 {
-    if (is_v4_mapped(k->addr[0]) && is_v4_mapped(k->addr[1])) {
+    if (addr_bytes_are_v4(k->addr[0]) && addr_bytes_are_v4(k->addr[1])) {
         uint32_t a0, a1, ports;
         memcpy(&a0, k->addr[0] + 12, 4);
         memcpy(&a1, k->addr[1] + 12, 4);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define ADDR_STRLEN 46 /* INET6_ADDRSTRLEN */
 
@@ -15,13 +16,23 @@ struct vigil_addr {
     uint8_t b[16];
 };
 
-static inline bool addr_is_v4(const struct vigil_addr *a)
+/* Whether 16 address bytes are IPv4-mapped (::ffff:a.b.c.d), the form IPv4
+ * is kept in. Compared as two words: this runs for every packet's key. */
+static inline bool addr_bytes_are_v4(const uint8_t b[16])
 {
     static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    for (int i = 0; i < 12; i++)
-        if (a->b[i] != prefix[i])
-            return false;
-    return true;
+    uint64_t hi, want_hi;
+    uint32_t mid, want_mid;
+    memcpy(&hi, b, 8);
+    memcpy(&want_hi, prefix, 8);
+    memcpy(&mid, b + 8, 4);
+    memcpy(&want_mid, prefix + 8, 4);
+    return hi == want_hi && mid == want_mid;
+}
+
+static inline bool addr_is_v4(const struct vigil_addr *a)
+{
+    return addr_bytes_are_v4(a->b);
 }
 
 /* Sets *a to the IPv4-mapped form of the 4 bytes at v4 (network order). */
