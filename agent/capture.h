@@ -51,6 +51,13 @@ bool capture_is_live(const struct capture *cap);
 int capture_run(struct capture *cap, volatile sig_atomic_t *stop, capture_packet_fn on_packet,
                 capture_idle_fn on_idle, void *ctx, char *errbuf);
 
+/* A packet's time from libpcap (opened with nanosecond precision) in ns,
+ * read as pcapfile.h reads a mapped file: libpcap 1.10 takes a classic
+ * file's 32-bit seconds and fraction as signed, so a negative value there
+ * is one of 2^31 or more; a fraction of a second or more (a damaged file)
+ * is taken as the last instant of its second. */
+int64_t capture_timestamp_ns(const struct pcap_pkthdr *h);
+
 /* Interrupts capture_run from a signal handler. */
 void capture_break(struct capture *cap);
 
