@@ -28,8 +28,9 @@
 
 #include "cursor.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <pthread.h>
 #include <string.h>
 
 #define QUIC_V1 0x00000001u
@@ -105,26 +106,82 @@ bool meta_is_quic_long_header(const uint8_t *data, size_t len)
     return true;
 }
 
+/* OpenSSL 3 looks an algorithm up by name in every one-shot call (HMAC(),
+ * or EVP_aes_128_gcm() passed to an init): on inputs this short the
+ * lookups cost more than the cryptography, so each algorithm is fetched
+ * once, and an HMAC-SHA-256 context is set up once and copied per use. */
+static EVP_CIPHER *aes_gcm, *aes_ecb;
+static EVP_MAC_CTX *hmac_sha256_proto;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algorithms(void)
+{
+    aes_gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    aes_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (hmac) {
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+            OSSL_PARAM_construct_end(),
+        };
+        hmac_sha256_proto = EVP_MAC_CTX_new(hmac);
+        if (hmac_sha256_proto && EVP_MAC_CTX_set_params(hmac_sha256_proto, params) != 1) {
+            EVP_MAC_CTX_free(hmac_sha256_proto);
+            hmac_sha256_proto = NULL;
+        }
+        EVP_MAC_free(hmac); /* the context keeps its own reference */
+    }
+}
+
+/* The contexts one datagram is opened with. */
+struct quic_crypto {
+    EVP_CIPHER_CTX *cipher;
+    EVP_MAC_CTX *hmac; /* HMAC-SHA-256 */
+};
+
+static bool quic_crypto_open(struct quic_crypto *qc)
+{
+    pthread_once(&fetch_once, fetch_algorithms);
+    if (!aes_gcm || !aes_ecb || !hmac_sha256_proto)
+        return false;
+    qc->cipher = EVP_CIPHER_CTX_new();
+    qc->hmac = EVP_MAC_CTX_dup(hmac_sha256_proto);
+    return qc->cipher && qc->hmac;
+}
+
+static void quic_crypto_close(struct quic_crypto *qc)
+{
+    EVP_CIPHER_CTX_free(qc->cipher);
+    EVP_MAC_CTX_free(qc->hmac);
+}
+
+static bool hmac_sha256(EVP_MAC_CTX *mac, const uint8_t *key, size_t key_len,
+                        const uint8_t *data, size_t len, uint8_t out[32])
+{
+    size_t n = 0;
+    return EVP_MAC_init(mac, key, key_len, NULL) == 1 && EVP_MAC_update(mac, data, len) == 1 &&
+           EVP_MAC_final(mac, out, &n, 32) == 1 && n == 32;
+}
+
 /* RFC 5869 §2.2 HKDF-Extract and §2.3 HKDF-Expand, SHA-256. Every output
  * here is at most 32 bytes, one HMAC block, so Expand is a single HMAC of
- * info || 0x01; two one-shot HMACs replace an EVP_PKEY/EVP_KDF context
- * that would be set up and torn down for each of the five derivations. */
-static bool hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
-                         size_t ikm_len, uint8_t prk[32])
+ * info || 0x01; plain HMACs replace an EVP_KDF context that would be set
+ * up and torn down for each of the five derivations. */
+static bool hkdf_extract(EVP_MAC_CTX *mac, const uint8_t *salt, size_t salt_len,
+                         const uint8_t *ikm, size_t ikm_len, uint8_t prk[32])
 {
-    unsigned int n = 0;
-    return HMAC(EVP_sha256(), salt, (int)salt_len, ikm, ikm_len, prk, &n) != NULL && n == 32;
+    return hmac_sha256(mac, salt, salt_len, ikm, ikm_len, prk);
 }
 
 /* RFC 8446 §7.1 HKDF-Expand-Label(secret, label, "", out_len), with
  * HkdfLabel = u16 length | u8-length "tls13 " + label | u8-length context. */
-static bool hkdf_expand_label(const uint8_t secret[32], const char *label, uint8_t *out,
-                              size_t out_len)
+static bool hkdf_expand_label(EVP_MAC_CTX *mac, const uint8_t secret[32], const char *label,
+                              uint8_t *out, size_t out_len)
 {
     uint8_t info[2 + 1 + 6 + 32 + 1 + 1];
     uint8_t block[32];
     size_t label_len = strlen(label), n = 0;
-    unsigned int md_len = 0;
 
     if (out_len > sizeof(block) || label_len > 32)
         return false;
@@ -137,7 +194,7 @@ static bool hkdf_expand_label(const uint8_t secret[32], const char *label, uint8
     n += label_len;
     info[n++] = 0;    /* empty context */
     info[n++] = 0x01; /* HKDF-Expand counter of the first block */
-    if (HMAC(EVP_sha256(), secret, 32, info, n, block, &md_len) == NULL || md_len != 32)
+    if (!hmac_sha256(mac, secret, 32, info, n, block))
         return false;
     memcpy(out, block, out_len);
     return true;
@@ -145,16 +202,16 @@ static bool hkdf_expand_label(const uint8_t secret[32], const char *label, uint8
 
 /* RFC 9001 §5.2: initial_secret = HKDF-Extract(salt, DCID), then the client
  * secret and from it the packet key, IV and header-protection key. */
-static bool derive_client_keys(const struct quic_version *v, const uint8_t *dcid,
-                               size_t dcid_len, struct quic_initial_keys *k)
+static bool derive_client_keys(EVP_MAC_CTX *mac, const struct quic_version *v,
+                               const uint8_t *dcid, size_t dcid_len, struct quic_initial_keys *k)
 {
     uint8_t initial[32], client[32];
 
-    return hkdf_extract(v->salt, 20, dcid, dcid_len, initial) &&
-           hkdf_expand_label(initial, "client in", client, sizeof(client)) &&
-           hkdf_expand_label(client, v->key_label, k->key, sizeof(k->key)) &&
-           hkdf_expand_label(client, v->iv_label, k->iv, sizeof(k->iv)) &&
-           hkdf_expand_label(client, v->hp_label, k->hp, sizeof(k->hp));
+    return hkdf_extract(mac, v->salt, 20, dcid, dcid_len, initial) &&
+           hkdf_expand_label(mac, initial, "client in", client, sizeof(client)) &&
+           hkdf_expand_label(mac, client, v->key_label, k->key, sizeof(k->key)) &&
+           hkdf_expand_label(mac, client, v->iv_label, k->iv, sizeof(k->iv)) &&
+           hkdf_expand_label(mac, client, v->hp_label, k->hp, sizeof(k->hp));
 }
 
 /* RFC 9001 §5.4.3: the AES-based header protection mask, AES-ECB(hp, sample). */
@@ -163,7 +220,7 @@ static bool hp_mask(EVP_CIPHER_CTX *ctx, const uint8_t hp[16], const uint8_t sam
 {
     int n = 0;
 
-    return EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL, hp, NULL) == 1 &&
+    return EVP_EncryptInit_ex(ctx, aes_ecb, NULL, hp, NULL) == 1 &&
            EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
            EVP_EncryptUpdate(ctx, mask, &n, sample, QUIC_SAMPLE_LEN) == 1 && n == QUIC_SAMPLE_LEN;
 }
@@ -189,7 +246,7 @@ static bool aead_open(EVP_CIPHER_CTX *ctx, const struct quic_initial_keys *k, ui
     memcpy(nonce, k->iv, sizeof(nonce));
     for (size_t i = 0; i < 8; i++)
         nonce[11 - i] ^= (uint8_t)(pn >> (8 * i));
-    if (EVP_DecryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, NULL, NULL) != 1 ||
+    if (EVP_DecryptInit_ex(ctx, aes_gcm, NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int)sizeof(nonce), NULL) != 1 ||
         EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1)
         return false;
@@ -279,7 +336,11 @@ static bool walk_frames(const uint8_t *payload, size_t len, struct quic_hello_re
         if (!cur_varint(&c, &type))
             return false;
         switch (type) {
-        case 0x00: /* PADDING */
+        case 0x00: /* PADDING: a client pads its Initial to 1,200 bytes, so
+                    * the run of zero bytes is skipped whole */
+            while (c.p < c.end && *c.p == 0)
+                c.p++;
+            break;
         case 0x01: /* PING */
             break;
         case 0x02: /* ACK: largest, delay, range count, first range, ranges */
@@ -483,7 +544,7 @@ static bool initial_open(EVP_CIPHER_CTX *ctx, const struct initial_pkt *ip,
  * authenticate keys st (version, DCID, keys from that DCID); later ones
  * must be of that version and authenticate under those keys. Nothing in st
  * changes unless the packet is used. */
-static bool reasm_packet(struct quic_hello_reasm *st, EVP_CIPHER_CTX *ctx,
+static bool reasm_packet(struct quic_hello_reasm *st, const struct quic_crypto *qc,
                          const struct initial_pkt *ip, uint8_t plain[META_QUIC_PAYLOAD_MAX])
 {
     struct quic_initial_keys fresh;
@@ -491,13 +552,14 @@ static bool reasm_packet(struct quic_hello_reasm *st, EVP_CIPHER_CTX *ctx,
     size_t plain_len = 0;
 
     if (st->version == 0) {
-        if (!derive_client_keys(ip->v, ip->dcid, ip->dcid_len, &fresh))
+        if (!derive_client_keys(qc->hmac, ip->v, ip->dcid, ip->dcid_len, &fresh))
             return false;
         k = &fresh;
     } else if (ip->v->version != st->version) {
         return false;
     }
-    if (!initial_open(ctx, ip, k, plain, &plain_len) || !walk_frames(plain, plain_len, NULL))
+    if (!initial_open(qc->cipher, ip, k, plain, &plain_len) ||
+        !walk_frames(plain, plain_len, NULL))
         return false;
     if (st->version == 0) {
         st->keys = fresh;
@@ -519,7 +581,7 @@ enum meta_result meta_quic_initial_add(struct quic_hello_reasm *st, const uint8_
     struct cursor c = cur_make(data, len);
     struct initial_pkt first, ip;
     uint8_t plain[META_QUIC_PAYLOAD_MAX];
-    EVP_CIPHER_CTX *ctx;
+    struct quic_crypto qc = {NULL, NULL};
     bool used = false;
     enum meta_result r;
 
@@ -528,24 +590,25 @@ enum meta_result meta_quic_initial_add(struct quic_hello_reasm *st, const uint8_
     memset(out, 0, sizeof(*out));
     if (data == NULL || !initial_header(&c, &first))
         return META_NOT;
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL)
+    if (!quic_crypto_open(&qc)) {
+        quic_crypto_close(&qc);
         return META_NOT;
+    }
     /* RFC 9000 §12.2: packets coalesced in one datagram carry the same
      * DCID; one that does not is not looked at, nor anything after it.
      * Neither is whatever follows a packet that is not an Initial (0-RTT,
      * Handshake, 1-RTT, or the padding some clients put after a short
      * Initial). */
-    if (reasm_packet(st, ctx, &first, plain)) {
+    if (reasm_packet(st, &qc, &first, plain)) {
         used = true;
         for (int i = 1; i < QUIC_COALESCED_MAX && cur_left(&c) > 0; i++) {
             if (!initial_header(&c, &ip) || ip.dcid_len != first.dcid_len ||
                 memcmp(ip.dcid, first.dcid, first.dcid_len) != 0 ||
-                !reasm_packet(st, ctx, &ip, plain))
+                !reasm_packet(st, &qc, &ip, plain))
                 break;
         }
     }
-    EVP_CIPHER_CTX_free(ctx);
+    quic_crypto_close(&qc);
     if (!used)
         return META_NOT;
     return reasm_hello(st, out);

@@ -33,6 +33,7 @@
 #include "cursor.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -88,6 +89,16 @@ static void sift_down(uint16_t *v, size_t root, size_t n)
 
 static void sort_u16(uint16_t *v, size_t n)
 {
+    if (n <= 32) { /* the usual list: an insertion sort is quicker */
+        for (size_t i = 1; i < n; i++) {
+            uint16_t t = v[i];
+            size_t j = i;
+            for (; j > 0 && v[j - 1] > t; j--)
+                v[j] = v[j - 1];
+            v[j] = t;
+        }
+        return;
+    }
     for (size_t i = n / 2; i-- > 0;)
         sift_down(v, i, n);
     for (size_t end = n; end-- > 1;) {
@@ -124,13 +135,28 @@ static void hl_char(struct hexlist *h, char ch)
 
 static void hl_u16(struct hexlist *h, uint16_t v)
 {
+    if (sizeof(h->buf) - h->n < 5)
+        hl_flush(h);
+    char *o = h->buf + h->n;
     if (!h->first)
-        hl_char(h, ',');
+        *o++ = ',';
     h->first = false;
-    hl_char(h, hex_digits[v >> 12]);
-    hl_char(h, hex_digits[(v >> 8) & 0xf]);
-    hl_char(h, hex_digits[(v >> 4) & 0xf]);
-    hl_char(h, hex_digits[v & 0xf]);
+    o[0] = hex_digits[v >> 12];
+    o[1] = hex_digits[(v >> 8) & 0xf];
+    o[2] = hex_digits[(v >> 4) & 0xf];
+    o[3] = hex_digits[v & 0xf];
+    h->n = (size_t)(o + 4 - h->buf);
+}
+
+/* SHA-256 fetched once: EVP_sha256() passed to an init is looked up by
+ * name in the provider tables every time, which costs more than hashing a
+ * list this short. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 /* Starts a list; returns false if libcrypto could not set up the digest. */
@@ -139,7 +165,8 @@ static bool hl_begin(struct hexlist *h, EVP_MD_CTX *md)
     h->md = md;
     h->n = 0;
     h->first = true;
-    h->ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    pthread_once(&sha256_once, fetch_sha256);
+    h->ok = sha256 && EVP_DigestInit_ex(md, sha256, NULL) == 1;
     return h->ok;
 }
 
