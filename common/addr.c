@@ -16,21 +16,78 @@ void addr_from_v4(struct vigil_addr *a, const uint8_t v4[4])
     memcpy(a->b + 12, v4, 4);
 }
 
+/* Dotted quad of b[0..3], then a NUL; returns the NUL's place. */
+static char *put_v4(char *p, const uint8_t *b)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+    return p - 1;
+}
+
+/* The text glibc's inet_ntop gives (RFC 5952 compression of the longest
+ * run of two or more zero groups, the first on a tie; ::a.b.c.d and
+ * ::ffff:a.b.c.d for the IPv4 forms), written here because glibc formats
+ * every group through sprintf: about 650 instructions an address, twice
+ * per flow record. test_addr.c checks it against inet_ntop. */
+static void put_v6(char *p, const uint8_t *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned w[8];
+    int best = -1, best_len = 0, run = -1;
+    for (int i = 0; i < 8; i++) {
+        w[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+        if (w[i] == 0 && run < 0)
+            run = i;
+        if (run >= 0 && (w[i] != 0 || i == 7)) {
+            int len = (w[i] == 0 ? i + 1 : i) - run;
+            if (len > best_len) {
+                best = run;
+                best_len = len;
+            }
+            run = -1;
+        }
+    }
+    if (best_len < 2)
+        best = -1;
+    for (int i = 0; i < 8; i++) {
+        if (best >= 0 && i >= best && i < best + best_len) {
+            if (i == best)
+                *p++ = ':';
+            continue;
+        }
+        if (i)
+            *p++ = ':';
+        if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
+            put_v4(p, b + 12);
+            return;
+        }
+        bool lead = false;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            unsigned d = w[i] >> shift & 15;
+            if (d || lead || shift == 0) {
+                *p++ = hex[d];
+                lead = true;
+            }
+        }
+    }
+    if (best >= 0 && best + best_len == 8)
+        *p++ = ':';
+    *p = '\0';
+}
+
 const char *addr_format(const struct vigil_addr *a, char buf[ADDR_STRLEN])
 {
-    if (addr_is_v4(a)) { /* by hand: this runs twice per flow record */
-        char *p = buf;
-        for (int i = 12; i < 16; i++) {
-            unsigned v = a->b[i];
-            if (v >= 100)
-                *p++ = (char)('0' + v / 100);
-            if (v >= 10)
-                *p++ = (char)('0' + v / 10 % 10);
-            *p++ = (char)('0' + v % 10);
-            *p++ = i < 15 ? '.' : '\0';
-        }
-    } else
-        inet_ntop(AF_INET6, a->b, buf, ADDR_STRLEN);
+    if (addr_is_v4(a))
+        put_v4(buf, a->b + 12);
+    else
+        put_v6(buf, a->b);
     return buf;
 }
 
