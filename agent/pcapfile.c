@@ -18,7 +18,7 @@
 /* Pages behind the reader are handed back every RELEASE_EVERY bytes: the
  * kernel keeps them cached, but they no longer count as the agent's memory
  * (a 10 GB file would otherwise show as 10 GB resident). */
-#define RELEASE_EVERY ((size_t)16 << 20)
+#define RELEASE_EVERY ((size_t)4 << 20)
 
 struct pcapfile {
     struct pcapfile_reader r;
