@@ -53,7 +53,7 @@ enum { J_SRC4 = 0x01, J_DST4 = 0x02, J_NEW = 0x04, J_PLACED = 0x08, J_REFS = 0x1
  * cutting it to fit. */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
-    size_t n = src ? strnlen(src, cap - 1) : 0;
+    size_t n = src && *src ? strnlen(src, cap - 1) : 0;
     if (n)
         memcpy(dst, src, n);
     dst[n] = '\0';
@@ -63,9 +63,11 @@ static uint8_t lookup_name(const char *text, const char *(*name_of)(int), int co
 {
     if (!text || !*text)
         return 0;
-    for (int i = 1; i < count; i++)
-        if (strcmp(text, name_of(i)) == 0)
+    for (int i = 1; i < count; i++) {
+        const char *name = name_of(i);
+        if (name[0] == text[0] && strcmp(text, name) == 0) /* most differ at once */
             return (uint8_t)i;
+    }
     return 0;
 }
 
@@ -236,6 +238,10 @@ static size_t put_addr(uint8_t *p, const struct vigil_addr *a, bool v6)
 
 static size_t put_str(uint8_t *p, const char *s, size_t cap)
 {
+    if (!s[0]) { /* most are absent */
+        *p = 0;
+        return 1;
+    }
     size_t n = strnlen(s, cap - 1);
     size_t k = put_varint(p, n);
     memcpy(p + k, s, n);

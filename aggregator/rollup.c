@@ -18,6 +18,7 @@
 #include "bytes.h"
 #include "chunk.h"
 #include "err.h"
+#include "journal.h"
 #include "log.h"
 #include "rank.h"
 #include "sortkey.h"
@@ -29,7 +30,7 @@
  * and goes on in another: bounded transactions keep commit latency and the
  * dirty-page list small. One minute always goes in one transaction. */
 #define FLUSH_TXN_MAX_ROWS 2000000u
-/* Journal entries in one journal DB before appends move to the other. */
+/* Contributions (sequences) in one journal DB before appends move to the other. */
 #define JOURNAL_ROTATE 65536u
 /* Minute buckets pending before the oldest are flushed regardless. */
 #define PENDING_MAX_BUCKETS 4096u
@@ -960,7 +961,9 @@ static int journal_span(MDB_txn *txn, MDB_dbi dbi, uint64_t *first, uint64_t *la
         *first = get_be64(k.mv_data);
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
         if (rc == 0 && k.mv_size == 8) {
-            *last = get_be64(k.mv_data);
+            /* a damaged last run: at least its first sequence */
+            if (journal_last_seq(&k, &v, last) != 0)
+                *last = get_be64(k.mv_data);
             *empty = false;
         }
     }
@@ -996,10 +999,7 @@ static int prune_journal(struct store *s, MDB_txn *txn, uint64_t below, uint64_t
         oe = true;
     }
     if (oe && !ce) {
-        MDB_stat st;
-        if ((rc = mdb_stat(txn, cur_db, &st)) != 0)
-            return rc;
-        if (st.ms_entries >= JOURNAL_ROTATE) {
+        if (cl - cf + 1 >= JOURNAL_ROTATE) {
             *jcur = !s->jcur;
             if ((rc = store__put_meta_u32(s, txn, META_JCUR, *jcur)) != 0)
                 return rc;
@@ -1484,6 +1484,20 @@ struct mark {
     uint64_t seq;
 };
 
+/* The sequence minute m was last flushed at (marks sorted by minute; 0: never). */
+static uint64_t flushed_at(const struct mark *marks, size_t nm, uint32_t m)
+{
+    size_t lo = 0, hi = nm;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (marks[mid].minute < m)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < nm && marks[lo].minute == m ? marks[lo].seq : 0;
+}
+
 int rollup_rebuild(struct store *s, MDB_txn *txn)
 {
     struct mark *marks = NULL;
@@ -1527,33 +1541,24 @@ int rollup_rebuild(struct store *s, MDB_txn *txn)
         if (rc == 0 && k.mv_size == 8 && get_be64(k.mv_data) < s->journal_first)
             s->journal_first = get_be64(k.mv_data);
         while (rc == 0) {
+            struct journal_reader jr;
             struct contrib c;
-            if (k.mv_size != 8 || contrib_decode(v.mv_data, v.mv_size, &c) != 0) {
+            int got = journal_reader_init(&jr, &k, &v);
+            while (got == 0 && (got = journal_reader_next(&jr, &c)) == 1) {
+                got = 0;
+                if (j != s->jcur && c.seq > s->jold_last)
+                    s->jold_last = c.seq;
+                if (c.seq > flushed_at(marks, nm, contrib_minute(&c))) {
+                    if ((rc = rollup_pending_reserve(s->pend, &c, 1)) != 0)
+                        break;
+                    rollup_pending_add(s->pend, &c);
+                    added++;
+                }
+            }
+            if (rc)
+                break;
+            if (got < 0)
                 bad++;
-                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-                continue;
-            }
-            c.seq = get_be64(k.mv_data);
-            if (j != s->jcur && c.seq > s->jold_last)
-                s->jold_last = c.seq;
-            uint32_t m = contrib_minute(&c);
-            uint64_t flushed = 0;
-            size_t lo = 0, hi = nm;
-            while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (marks[mid].minute < m)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            if (lo < nm && marks[lo].minute == m)
-                flushed = marks[lo].seq;
-            if (c.seq > flushed) {
-                if ((rc = rollup_pending_reserve(s->pend, &c, 1)) != 0)
-                    break;
-                rollup_pending_add(s->pend, &c);
-                added++;
-            }
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close(cur);

@@ -31,6 +31,7 @@
 
 #include "bytes.h"
 #include "err.h"
+#include "journal.h"
 #include "log.h"
 #include "query.h"
 #include "rank.h"
@@ -505,15 +506,14 @@ static void copy_counters(struct agent_info *a, const Vigil__AgentCounters *c)
     a->started_ns = c->started_ns;
 }
 
-/* Appends a complete flow to the flows DB at (second of its end, seq).
- * Sequences only grow, so a row in the newest second goes past the end of
- * the tree: append (LMDB checks, and refuses if we were wrong). */
-static int put_flow(struct store *s, MDB_cursor *flows, const struct sflow *f, uint64_t seq,
-                    uint32_t *row_sec)
+/* Puts one row of the flows DB at (sec, seq). Sequences only grow, so a row
+ * in the newest second goes past the end of the tree: append (LMDB checks,
+ * and refuses if we were wrong). */
+static int put_row(struct store *s, MDB_cursor *flows, uint32_t sec, uint64_t seq,
+                   const uint8_t *val, size_t len)
 {
-    uint8_t key[FLOWS_KEY_LEN], buf[FLOWCODEC_MAX];
-    uint32_t sec = ns_to_sec(f->rec.end_ns);
-    MDB_val k = {sizeof key, key}, v = {flowcodec_encode(f, buf), buf};
+    uint8_t key[FLOWS_KEY_LEN];
+    MDB_val k = {sizeof key, key}, v = {len, (void *)val};
     int rc;
 
     flows_key(key, sec, seq);
@@ -525,26 +525,53 @@ static int put_flow(struct store *s, MDB_cursor *flows, const struct sflow *f, u
     } else {
         rc = mdb_cursor_put(flows, &k, &v, 0);
     }
-    *row_sec = sec;
     return rc;
+}
+
+/* Appends a complete flow to the flows DB at (second of its end, seq). */
+static int put_flow(struct store *s, MDB_cursor *flows, const struct sflow *f, uint64_t seq,
+                    uint32_t *row_sec)
+{
+    uint8_t buf[FLOWCODEC_MAX];
+    *row_sec = ns_to_sec(f->rec.end_ns);
+    return put_row(s, flows, *row_sec, seq, buf, flowcodec_encode(f, buf));
+}
+
+/* Writes the rows held back by apply_record, in key order (rowbuf.h). */
+static int put_rows(struct store *s, MDB_cursor *flows)
+{
+    rowbuf_sort(&s->rows);
+    for (size_t i = 0; i < s->rows.n; i++) {
+        uint32_t sec;
+        uint64_t seq;
+        const uint8_t *val;
+        size_t len;
+        rowbuf_get(&s->rows, i, &sec, &seq, &val, &len);
+        int rc = put_row(s, flows, sec, seq, val, len);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 /* Stores one record and its journal entry. A record of a flow still open
  * merges into its row in the open DB (small, its pages hot); the final
- * record moves the whole flow to the flows DB. */
-static int apply_record(struct store *s, MDB_txn *txn, MDB_cursor *flows, MDB_cursor *journal,
+ * record moves the whole flow to the flows DB (held back in s->rows until
+ * the end of the transaction: put_rows). */
+static int apply_record(struct store *s, MDB_txn *txn, struct journal_writer *journal,
                         uint32_t agent_id, const struct flow_record *r, struct contrib *c,
                         struct apply_result *res)
 {
-    uint8_t okey[OPEN_KEY_LEN], buf[FLOWCODEC_MAX], jbuf[JOURNAL_MAX], jk[8];
-    MDB_val ok = {sizeof okey, okey}, k, v;
+    uint8_t okey[OPEN_KEY_LEN], buf[FLOWCODEC_MAX];
+    MDB_val ok = {sizeof okey, okey}, v;
     struct sflow f;
     bool found = false;
     int rc;
 
     put_be32(okey, agent_id);
     put_be64(okey + 4, r->flow_id);
-    rc = mdb_get(txn, s->db[DB_OPEN], &ok, &v);
+    rc = openfilter_maybe(&s->openf, agent_id, r->flow_id) ? mdb_get(txn, s->db[DB_OPEN], &ok, &v)
+                                                           : MDB_NOTFOUND;
     if (rc == 0) {
         if (flowcodec_decode(v.mv_data, v.mv_size, &f) == 0 && f.agent_id == agent_id)
             found = true;
@@ -578,27 +605,26 @@ static int apply_record(struct store *s, MDB_txn *txn, MDB_cursor *flows, MDB_cu
 
     if (r->final) {
         c->placed = true;
-        if ((rc = put_flow(s, flows, &f, c->seq, &c->row_sec)) != 0)
+        c->row_sec = ns_to_sec(f.rec.end_ns);
+        if ((rc = rowbuf_add(&s->rows, &f, c->row_sec, c->seq)) != 0)
             return rc;
         if (found && (rc = mdb_del(txn, s->db[DB_OPEN], &ok, NULL)) != 0)
             return rc;
     } else {
         v = (MDB_val){flowcodec_encode(&f, buf), buf};
+        openfilter_add(&s->openf, agent_id, r->flow_id);
         if ((rc = mdb_put(txn, s->db[DB_OPEN], &ok, &v, 0)) != 0)
             return rc;
     }
 
-    put_be64(jk, c->seq);
-    k = (MDB_val){8, jk};
-    v = (MDB_val){contrib_encode(c, jbuf), jbuf};
-    return mdb_cursor_put(journal, &k, &v, MDB_APPEND);
+    return journal_writer_add(journal, c);
 }
 
 /* Applies one batch inside txn (the duplicate check, its records, the
  * agent's state). *seq and *max_end advance; contributions go to
  * s->contribs from *n on. A new agent's id is returned in *new_id
  * (UINT32_MAX: none) for the caller to cache after the commit. */
-static int apply_one(struct store *s, MDB_txn *txn, MDB_cursor *flows, MDB_cursor *journal,
+static int apply_one(struct store *s, MDB_txn *txn, struct journal_writer *journal,
                      const Vigil__FlowBatch *b, const char *name, struct apply_result *res,
                      uint64_t *seq, int64_t *max_end, size_t *n, uint32_t *new_id)
 {
@@ -677,7 +703,7 @@ static int apply_one(struct store *s, MDB_txn *txn, MDB_cursor *flows, MDB_curso
         struct contrib *c = &s->contribs[*n];
         memset(c, 0, sizeof *c);
         c->seq = ++*seq;
-        if ((rc = apply_record(s, txn, flows, journal, id, &r, c, res)) != 0)
+        if ((rc = apply_record(s, txn, journal, id, &r, c, res)) != 0)
             return rc;
         (*n)++;
         if (r.end_ns > *max_end && r.end_ns <= clamp)
@@ -705,6 +731,7 @@ static int apply_txn(struct store *s, const Vigil__FlowBatch *const *b,
 {
     MDB_txn *txn = NULL;
     MDB_cursor *flows = NULL, *journal = NULL;
+    struct journal_writer jw;
     uint64_t seq = s->seq;
     int64_t max_end = s->max_end_ns;
     uint32_t new_ids[STORE_MAX_GROUP];
@@ -717,14 +744,21 @@ static int apply_txn(struct store *s, const Vigil__FlowBatch *const *b,
     if ((rc = mdb_cursor_open(txn, s->db[DB_FLOWS], &flows)) != 0 ||
         (rc = mdb_cursor_open(txn, s->db[DB_JOURNAL0 + s->jcur], &journal)) != 0)
         goto fail;
+    journal_writer_begin(&jw, journal);
+    rowbuf_clear(&s->rows);
+    /* Unbuilt, the filter sends every record to mdb_get: slower, still exact. */
+    if (openfilter_wants_build(&s->openf))
+        (void)openfilter_build(&s->openf, txn, s->db[DB_OPEN]);
     for (size_t i = 0; i < nb; i++) {
         memset(&res[i], 0, sizeof res[i]);
-        rc = apply_one(s, txn, flows, journal, b[i], names[i], &res[i], &seq, &max_end, &n,
+        rc = apply_one(s, txn, &jw, b[i], names[i], &res[i], &seq, &max_end, &n,
                        &new_ids[i]);
         if (rc)
             goto fail;
         wrote |= !res[i].duplicate;
     }
+    if ((rc = journal_writer_end(&jw)) != 0 || (rc = put_rows(s, flows)) != 0)
+        goto fail;
     mdb_cursor_close(flows);
     mdb_cursor_close(journal);
     flows = journal = NULL;
@@ -838,6 +872,7 @@ static int expire_open(struct store *s, unsigned *moved)
 {
     int64_t cutoff = s->max_end_ns - s->cfg.open_stale_ns;
     MDB_cursor *open = NULL, *flows = NULL, *journal = NULL;
+    struct journal_writer jw;
     uint64_t seq = s->seq;
     MDB_txn *txn;
     MDB_val k, v;
@@ -860,6 +895,7 @@ static int expire_open(struct store *s, unsigned *moved)
         (rc = mdb_cursor_open(txn, s->db[DB_FLOWS], &flows)) != 0 ||
         (rc = mdb_cursor_open(txn, s->db[DB_JOURNAL0 + s->jcur], &journal)) != 0)
         goto fail;
+    journal_writer_begin(&jw, journal);
     for (rc = mdb_cursor_get(open, &k, &v, MDB_FIRST); rc == 0 && n < OPEN_EXPIRE_MAX;) {
         struct sflow f;
         if (flowcodec_decode(v.mv_data, v.mv_size, &f) != 0 || f.rec.end_ns >= cutoff) {
@@ -867,7 +903,6 @@ static int expire_open(struct store *s, unsigned *moved)
             continue;
         }
         struct contrib *c = &s->contribs[n];
-        uint8_t jk[8], jbuf[JOURNAL_MAX];
         memset(c, 0, sizeof *c);
         c->seq = ++seq;
         c->end_ns = f.rec.end_ns;
@@ -877,15 +912,14 @@ static int expire_open(struct store *s, unsigned *moved)
         c->refs_only = true;
         if ((rc = put_flow(s, flows, &f, c->seq, &c->row_sec)) != 0)
             break;
-        put_be64(jk, c->seq);
-        MDB_val jkv = {8, jk}, jv = {contrib_encode(c, jbuf), jbuf};
-        if ((rc = mdb_cursor_put(journal, &jkv, &jv, MDB_APPEND)) != 0 ||
-            (rc = mdb_cursor_del(open, 0)) != 0)
+        if ((rc = journal_writer_add(&jw, c)) != 0 || (rc = mdb_cursor_del(open, 0)) != 0)
             break;
         n++;
         rc = mdb_cursor_get(open, &k, &v, MDB_NEXT); /* after a delete: the one that followed */
     }
-    if (rc && rc != MDB_NOTFOUND)
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = journal_writer_end(&jw);
+    if (rc)
         goto fail;
     mdb_cursor_close(open);
     mdb_cursor_close(flows);
@@ -1297,6 +1331,7 @@ struct store *store_open(const char *dir, const struct store_config *cfg, char *
         snprintf(err, errlen, "no random key");
         goto fail;
     }
+    openfilter_init(&s->openf, &s->hk);
     if (!(s->pend = rollup_pending_new(&s->hk)) || !(s->rank = rank_build_new())) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -1356,5 +1391,7 @@ void store_close(struct store *s)
     free(s->agents);
     free(s->agent_index);
     free(s->contribs);
+    rowbuf_free(&s->rows);
+    openfilter_free(&s->openf);
     free(s);
 }

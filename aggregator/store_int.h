@@ -11,7 +11,8 @@
  *              final record moves a flow to `flows` (so `flows` is append-only
  *              and merging never rewrites an old page), and a flow without news
  *              for cfg.open_stale_ns is moved there as it is (store.c)
- *   journal0, journal1  [ingest seq u64]                -> contribution (flowcodec.h);
+ *   journal0, journal1  [ingest seq u64]                -> a run of contributions
+ *              (journal.h) from that sequence on, one per record (flowcodec.h);
  *              appended to one at a time, the other emptied whole (mdb_drop)
  *              once the rollups no longer need any of it (rollup.c)
  *   hostidx    chunks (chunk.h) per minute: [minute start s u32][part u8][first host 16]
@@ -46,6 +47,8 @@
 #include "clock.h"
 #include "flowcodec.h"
 #include "hash.h"
+#include "openfilter.h"
+#include "rowbuf.h"
 #include "store.h"
 
 #define STORE_SCHEMA 1u
@@ -196,6 +199,8 @@ struct store {
     /* Per-batch scratch (writer-owned). */
     struct contrib *contribs;
     size_t contribs_cap;
+    struct rowbuf rows; /* the transaction's flows rows, written sorted at its end */
+    struct openfilter openf; /* keys that may be in DB_OPEN (writer-owned) */
 };
 
 /* ---- helpers shared by the modules (store.c) ---- */

@@ -1,6 +1,6 @@
 /* fuzz_stored.c — fuzz target for every decoder of what the aggregator
- * reads back from LMDB: a stored flow (flowcodec), a journal entry
- * (contrib), a rollup chunk, a forensic capture job, an alert, a
+ * reads back from LMDB: a stored flow (flowcodec), a journal value
+ * (one contrib, or a run of them: journal.h), a rollup chunk, a forensic capture job, an alert, a
  * baseline and a day's ranking. A damaged or hostile store must give a clean refusal, never a
  * read out of bounds; what decodes must be self-consistent.
  *
@@ -12,7 +12,9 @@
 #include "baseline.h"
 #include "capture_job.h"
 #include "chunk.h"
+#include "err.h"
 #include "flowcodec.h"
+#include "journal.h"
 #include "rank.h"
 
 #include <stdint.h>
@@ -43,8 +45,18 @@ static void stored_flow(const uint8_t *p, size_t n)
 
 static void journal_entry(const uint8_t *p, size_t n)
 {
+    static const uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 7};
+    MDB_val k = {sizeof key, (void *)key}, v = {n, (void *)p};
+    struct journal_reader r;
     struct contrib c;
-    (void)contrib_decode(p, n, &c);
+    uint64_t seq = 7, last;
+    int rc;
+    if (journal_reader_init(&r, &k, &v) != 0)
+        return;
+    must(journal_last_seq(&k, &v, &last) == 0 && last >= seq);
+    while ((rc = journal_reader_next(&r, &c)) == 1)
+        must(c.seq == seq++ && seq - 1 <= last);
+    must(rc == 0 || rc == VIGIL_EBADMSG);
 }
 
 static void chunk(const uint8_t *p, size_t n)

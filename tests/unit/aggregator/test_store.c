@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "err.h"
 #include "flowcodec.h"
+#include "journal.h"
 #include "query.h"
 #include "rank.h"
 #include "retention.h"
@@ -1828,4 +1829,143 @@ Test(store, a_days_ranking_keeps_the_best_of_many_groups, .timeout = 30)
     mdb_txn_abort(txn);
     store_close(s);
     rm_rf(dir);
+}
+
+/* A bare LMDB environment in a fresh directory, one plain DB. */
+static MDB_env *bare_env(MDB_dbi *dbi)
+{
+    char dir[64];
+    MDB_env *env;
+    MDB_txn *txn;
+    make_dir(dir, sizeof dir);
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, (size_t)64 << 20), 0);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, dbi), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    return env;
+}
+
+/* Contributions go to the journal in runs of consecutive sequences (a gap
+ * starts a new run) and read back one by one with their sequences; a
+ * value of one contribution (stores written before runs) still reads, and
+ * a cut run is refused. */
+Test(store, journal_runs_read_back_in_sequence, .timeout = 30)
+{
+    MDB_dbi dbi;
+    MDB_env *env = bare_env(&dbi);
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    struct journal_writer jw;
+    enum { N = 700 };
+    uint64_t seqs[N + 1];
+
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    /* a version 1 entry first, as an old store has it */
+    struct contrib c = {.seq = 5, .end_ns = NS(T0), .proto = 17, .dst_port = 53,
+                        .pkts_fwd = 1, .bytes_fwd = 70};
+    addr_from_v4(&c.src, (const uint8_t[]){10, 0, 0, 1});
+    addr_from_v4(&c.dst, (const uint8_t[]){10, 0, 0, 2});
+    uint8_t kb[8], vb[JOURNAL_MAX];
+    put_be64(kb, 5);
+    MDB_val k = {8, kb}, v = {contrib_encode(&c, vb), vb};
+    cr_assert_eq(mdb_cursor_put(cur, &k, &v, MDB_APPEND), 0);
+    seqs[0] = 5;
+    journal_writer_begin(&jw, cur);
+    uint64_t seq = 10;
+    for (unsigned i = 0; i < N; i++) {
+        seq += i == 300 ? 7 : 1; /* one gap */
+        c.seq = seqs[i + 1] = seq;
+        c.end_ns = NS(T0) + i;
+        c.bytes_fwd = i;
+        c.new_flow = i % 2;
+        cr_assert_eq(journal_writer_add(&jw, &c), 0);
+    }
+    cr_assert_eq(journal_writer_end(&jw), 0);
+    mdb_cursor_close(cur);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    unsigned got = 0, values = 0;
+    uint64_t last = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct journal_reader jr;
+        struct contrib d;
+        int r;
+        values++;
+        cr_assert_leq(v.mv_size, JOURNAL_RUN_BYTES);
+        cr_assert_eq(journal_reader_init(&jr, &k, &v), 0);
+        while ((r = journal_reader_next(&jr, &d)) == 1) {
+            cr_assert_lt(got, N + 1);
+            cr_assert_eq(d.seq, seqs[got], "contribution %u: seq %llu", got,
+                         (unsigned long long)d.seq);
+            if (got > 0)
+                cr_assert(d.bytes_fwd == got - 1 && d.new_flow == (got - 1) % 2 &&
+                          d.end_ns == NS(T0) + got - 1);
+            got++;
+        }
+        cr_assert_eq(r, 0);
+        cr_assert_eq(journal_last_seq(&k, &v, &last), 0);
+        cr_assert_eq(last, seqs[got - 1]);
+        if (values == 3) { /* a run cut short: refused, never read past */
+            struct journal_reader cut;
+            MDB_val half = {v.mv_size / 2, v.mv_data};
+            cr_assert_eq(journal_reader_init(&cut, &k, &half), 0);
+            while ((r = journal_reader_next(&cut, &d)) == 1)
+                ;
+            cr_assert_eq(r, VIGIL_EBADMSG);
+        }
+    }
+    cr_assert_eq(got, N + 1);
+    cr_assert_gt(values, 3, "runs are cut at a page (%u values)", values);
+    cr_assert_lt(values, N / 50, "runs hold many contributions (%u values)", values);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* The open filter never hides a key of the open DB, built from it or added
+ * after, and turns most absent keys away. */
+Test(store, open_filter_never_hides_an_open_flow, .timeout = 30)
+{
+    MDB_dbi dbi;
+    MDB_env *env = bare_env(&dbi);
+    MDB_txn *txn;
+    struct hash_key hk = {1, 2};
+    struct openfilter f;
+    enum { N = 5000 };
+
+    openfilter_init(&f, &hk);
+    cr_assert(openfilter_maybe(&f, 1, 1), "unbuilt: every key may be there");
+    cr_assert(openfilter_wants_build(&f));
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (uint64_t i = 0; i < N; i++) {
+        uint8_t kb[OPEN_KEY_LEN];
+        put_be32(kb, (uint32_t)(i % 7));
+        put_be64(kb + 4, i * 1000003);
+        MDB_val k = {sizeof kb, kb}, v = {1, kb};
+        cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    cr_assert_eq(openfilter_build(&f, txn, dbi), 0);
+    cr_assert_not(openfilter_wants_build(&f));
+    for (uint64_t i = N; i < 2 * N; i++)
+        openfilter_add(&f, (uint32_t)(i % 7), i * 1000003);
+    unsigned maybe = 0;
+    for (uint64_t i = 0; i < 2 * N; i++)
+        cr_assert(openfilter_maybe(&f, (uint32_t)(i % 7), i * 1000003), "key %llu hidden",
+                  (unsigned long long)i);
+    for (uint64_t i = 0; i < 10 * N; i++)
+        maybe += openfilter_maybe(&f, 9, i);
+    cr_assert_lt(maybe, N / 2, "%u of %u absent keys answered maybe", maybe, 10 * N);
+    /* keys by the hundred thousand fill it: it asks to be rebuilt */
+    for (uint64_t i = 0; i < 40 * N; i++)
+        openfilter_add(&f, 3, i);
+    cr_assert(openfilter_wants_build(&f));
+    openfilter_free(&f);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
 }
