@@ -31,14 +31,18 @@ struct entry {
 };
 
 /* A side with nothing to do spins a little, then sleeps on a condition
- * variable after announcing it; the other side wakes it when it publishes.
- * The announcement and the position are both sequentially consistent, so
- * either the sleeper sees the new position or the publisher sees the
- * sleeper (a timed wait backs this up). An idle live agent thus sleeps
- * instead of polling. */
+ * variable after announcing it and the position it waits for; the other
+ * side wakes it when it publishes a position at or past that one, not
+ * before: a producer waiting for a quarter of the ring would otherwise be
+ * woken (a futex call on the busy consumer) every few entries, only to
+ * sleep again. The announcement and the position are both sequentially
+ * consistent, so either the sleeper sees the new position or the publisher
+ * sees the sleeper (a timed wait backs this up). An idle live agent thus
+ * sleeps instead of polling. */
 struct waiter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    _Atomic uint64_t want; /* the position the sleeper waits for */
     _Atomic int sleeping;
 };
 
@@ -78,21 +82,20 @@ static void cpu_relax(void)
 #endif
 }
 
-/* Waits until *pos differs from `seen` (the other side moved). */
-static uint64_t wait_move(struct waiter *w, _Atomic uint64_t *pos, uint64_t seen,
-                          bool (*enough)(uint64_t now, uint64_t seen, const struct pipeline *pl),
-                          const struct pipeline *pl)
+/* Waits until *pos (which only grows) reaches `want`. */
+static uint64_t wait_until(struct waiter *w, _Atomic uint64_t *pos, uint64_t want)
 {
     uint64_t now;
     for (unsigned i = 0; i < SPIN_ROUNDS; i++) {
         now = atomic_load_explicit(pos, memory_order_acquire);
-        if (enough(now, seen, pl))
+        if (now >= want)
             return now;
         cpu_relax();
     }
     pthread_mutex_lock(&w->mu);
+    atomic_store(&w->want, want);
     atomic_store(&w->sleeping, 1);
-    while (!enough(now = atomic_load(pos), seen, pl)) {
+    while ((now = atomic_load(pos)) < want) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 50 * 1000 * 1000;
@@ -107,25 +110,20 @@ static uint64_t wait_move(struct waiter *w, _Atomic uint64_t *pos, uint64_t seen
     return now;
 }
 
-static void wake(struct waiter *w)
+/* The other side published `pos`: wakes it if it sleeps waiting for it. */
+static void wake(struct waiter *w, uint64_t pos)
 {
-    if (atomic_load(&w->sleeping)) {
+    if (atomic_load(&w->sleeping) && pos >= atomic_load(&w->want)) {
         pthread_mutex_lock(&w->mu);
         pthread_cond_signal(&w->cv);
         pthread_mutex_unlock(&w->mu);
     }
 }
 
-static bool head_moved(uint64_t now, uint64_t seen, const struct pipeline *pl)
-{
-    (void)pl;
-    return now != seen;
-}
-
 static void publish_tail(struct pipeline *pl, uint64_t tail)
 {
     atomic_store(&pl->tail, tail);
-    wake(&pl->producer_waits);
+    wake(&pl->producer_waits, tail);
 }
 
 static size_t entry_size(size_t payload)
@@ -153,7 +151,7 @@ static void *flow_thread(void *arg)
                 publish_tail(pl, tail);
                 unpublished = 0;
             }
-            head = wait_move(&pl->consumer_waits, &pl->head, ahead, head_moved, pl);
+            head = wait_until(&pl->consumer_waits, &pl->head, ahead + 1);
         }
         while (wcount < LOOKAHEAD && ahead != head) {
             struct entry *e = (struct entry *)(pl->ring + (ahead & (pl->size - 1)));
@@ -225,14 +223,7 @@ void pipeline_publish(struct pipeline *pl)
 {
     atomic_store(&pl->head, pl->p_head);
     pl->p_unpublished = 0;
-    wake(&pl->consumer_waits);
-}
-
-/* The ring has room for `total` more bytes once the tail reaches this. */
-static bool room_for(uint64_t tail, uint64_t need_tail, const struct pipeline *pl)
-{
-    (void)pl;
-    return tail >= need_tail;
+    wake(&pl->consumer_waits, pl->p_head);
 }
 
 /* Reserves `need` contiguous bytes, writing a wrap marker if the end of
@@ -247,7 +238,7 @@ static struct entry *reserve(struct pipeline *pl, size_t need)
         /* wait for a quarter of the ring, not just this entry, so the two
          * threads do not wake each other for every few entries */
         uint64_t need_tail = pl->p_head + total + pl->size / 4 - pl->size;
-        pl->p_tail_cache = wait_move(&pl->producer_waits, &pl->tail, need_tail, room_for, pl);
+        pl->p_tail_cache = wait_until(&pl->producer_waits, &pl->tail, need_tail);
     }
     if (need > to_end) {
         struct entry *w = (struct entry *)(pl->ring + off);
