@@ -1,6 +1,7 @@
 /* clock.c — clock reads and RFC 3339 formatting. */
 #include "clock.h"
 
+#include <string.h>
 #include <time.h>
 
 int64_t vigil_wallclock_ns(void)
@@ -42,6 +43,18 @@ static char *put_digits(char *p, unsigned v, int n)
     return p + n;
 }
 
+static char *put_pair(char *p, unsigned v) /* v < 100 */
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* Records come roughly in time order, so most timestamps a thread formats
+ * fall on the day it formatted last: its "YYYY-MM-DD" is kept. */
+static _Thread_local int64_t cached_day = INT64_MIN;
+static _Thread_local char cached_date[10];
+
 size_t vigil_format_rfc3339(int64_t ns, char *buf, size_t len)
 {
     int64_t sec = ns / NS_PER_SEC;
@@ -55,25 +68,35 @@ size_t vigil_format_rfc3339(int64_t ns, char *buf, size_t len)
         sod += 86400;
         days -= 1;
     }
-    int64_t y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    if (y < 0 || y > 9999 || len < 28)
+    if (len < 28)
         return 0;
+    if (days != cached_day) {
+        int64_t y;
+        unsigned m, d;
+        civil_from_days(days, &y, &m, &d);
+        if (y < 0 || y > 9999)
+            return 0;
+        char *q = put_digits(cached_date, (unsigned)y, 4);
+        *q++ = '-';
+        q = put_pair(q, m);
+        *q++ = '-';
+        put_pair(q, d);
+        cached_day = days;
+    }
     char *p = buf;
-    p = put_digits(p, (unsigned)y, 4);
-    *p++ = '-';
-    p = put_digits(p, m, 2);
-    *p++ = '-';
-    p = put_digits(p, d, 2);
+    memcpy(p, cached_date, sizeof cached_date);
+    p += sizeof cached_date;
     *p++ = 'T';
-    p = put_digits(p, (unsigned)(sod / 3600), 2);
+    p = put_pair(p, (unsigned)(sod / 3600));
     *p++ = ':';
-    p = put_digits(p, (unsigned)(sod / 60 % 60), 2);
+    p = put_pair(p, (unsigned)(sod / 60 % 60));
     *p++ = ':';
-    p = put_digits(p, (unsigned)(sod % 60), 2);
+    p = put_pair(p, (unsigned)(sod % 60));
     *p++ = '.';
-    p = put_digits(p, (unsigned)(rem / NS_PER_US), 6);
+    unsigned us = (unsigned)(rem / NS_PER_US);
+    p = put_pair(p, us / 10000);
+    p = put_pair(p, us / 100 % 100);
+    p = put_pair(p, us % 100);
     *p++ = 'Z';
     *p = '\0';
     return (size_t)(p - buf);

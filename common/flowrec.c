@@ -59,10 +59,11 @@ size_t flowrec_to_json(const struct flow_record *r, char *buf, size_t len)
         json_key_str(&w, "agent", r->agent);
     json_key_bool(&w, "final", r->final);
     json_key_plain(&w, "end_reason", end_reason_name(r->end_reason));
-    if (vigil_format_rfc3339(r->start_ns, ts, sizeof ts))
-        json_key_plain(&w, "start", ts);
-    if (vigil_format_rfc3339(r->end_ns, ts, sizeof ts))
-        json_key_plain(&w, "end", ts);
+    size_t n;
+    if ((n = vigil_format_rfc3339(r->start_ns, ts, sizeof ts)) != 0)
+        json__key_plain(&w, "start", 5, ts, n);
+    if ((n = vigil_format_rfc3339(r->end_ns, ts, sizeof ts)) != 0)
+        json__key_plain(&w, "end", 3, ts, n);
     json_key_decimal(&w, "duration", r->end_ns - r->start_ns, 1000000000u, 6);
     json_key_plain(&w, "src_ip", addr_format(&r->src, text));
     if (r->has_ports)

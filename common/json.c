@@ -74,28 +74,45 @@ static void put_key(struct json_writer *w, const char *key, size_t klen)
     w->len += (size_t)(p - start);
 }
 
-/* Two digits per division: most numbers in a record are short. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                  "31323334353637383940414243444546474849505152535455565758596061"
+                                  "6263646566676869707172737475767778798081828384858687888990919293"
+                                  "949596979899";
+
+static unsigned decimal_digits(uint64_t v)
+{
+    unsigned n = 1;
+    for (; v >= 10000; v /= 10000)
+        n += 4;
+    if (v >= 100) {
+        n += 2;
+        v /= 100;
+    }
+    return n + (v >= 10);
+}
+
+/* Written in place, two digits per step (most numbers in a record are
+ * short); counting the digits first spares a copy through memcpy. */
 static void put_u64(struct json_writer *w, uint64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
-                                "31323334353637383940414243444546474849505152535455565758596061"
-                                "6263646566676869707172737475767778798081828384858687888990919293"
-                                "949596979899";
-    char tmp[20];
-    int i = (int)sizeof tmp;
+    unsigned n = decimal_digits(v);
+    char *p = reserve(w, n);
+    if (!p)
+        return;
+    char *e = p + n;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
-        tmp[--i] = pairs[2 * r + 1];
-        tmp[--i] = pairs[2 * r];
+        *--e = digit_pairs[2 * r + 1];
+        *--e = digit_pairs[2 * r];
     }
     if (v >= 10) {
-        tmp[--i] = pairs[2 * v + 1];
-        tmp[--i] = pairs[2 * v];
+        *--e = digit_pairs[2 * v + 1];
+        *--e = digit_pairs[2 * v];
     } else {
-        tmp[--i] = (char)('0' + v);
+        *--e = (char)('0' + v);
     }
-    put(w, tmp + i, sizeof tmp - (size_t)i);
+    w->len += n;
 }
 
 void json_begin(struct json_writer *w, char *buf, size_t cap)

@@ -4,7 +4,9 @@
 #include "json.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 Test(json, escapes_hostile_strings)
 {
@@ -33,6 +35,37 @@ Test(json, rfc3339_dates)
     vigil_format_rfc3339(-1, ts, sizeof ts);
     cr_assert_str_eq(ts, "1969-12-31T23:59:59.999999Z");
     cr_assert_eq(vigil_format_rfc3339(0, ts, 10), 0);
+}
+
+/* Against gmtime_r, over times that jump between days and stay within one
+ * (the formatter keeps the last day's date), and every number's width. */
+Test(json, rfc3339_agrees_with_gmtime_and_u64_with_printf)
+{
+    uint64_t x = 0x2545f4914f6cdd1du;
+    char ts[32], want[64];
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t sec = (int64_t)(x % INT64_C(9000000000)); /* 1970 to 2255: ns fit in 64 bits */
+        if (i % 3)
+            sec = sec / 86400 * 86400 + (int64_t)(x >> 40) % 86400; /* often the same day */
+        int64_t ns = sec * 1000000000 + (int64_t)((x >> 20) % 1000000000);
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want + n, sizeof want - n, ".%06dZ", (int)((ns % 1000000000) / 1000));
+        cr_assert_eq(vigil_format_rfc3339(ns, ts, sizeof ts), strlen(want));
+        cr_assert_str_eq(ts, want);
+
+        char buf[64], num[32];
+        struct json_writer w;
+        uint64_t v = x >> (x & 63);
+        json_begin(&w, buf, sizeof buf);
+        json_key_u64(&w, "v", v);
+        json_end(&w);
+        snprintf(num, sizeof num, "{\"v\":%llu}\n", (unsigned long long)v);
+        cr_assert_str_eq(buf, num);
+    }
 }
 
 Test(json, overflow_is_reported_not_written_past)
