@@ -651,15 +651,19 @@ static void run_timers(struct ingest *in)
         struct retention_stats rs = {0};
         rc = store_retention_run(in->cfg.store, vigil_wallclock_ns(), INGEST_RETENTION_BUDGET_NS,
                                  &rs);
-        uint64_t rows = rs.flows + rs.hostidx + rs.rollups[0] + rs.rollups[1] + rs.rollups[2];
+        uint64_t rows = rs.flows + rs.hostidx + rs.rollups[0] + rs.rollups[1] + rs.rollups[2] +
+                        rs.captures + rs.alerts;
         in->st.retention_rows += rows;
         if (rc != 0)
             log_ratelimited(&in->rl_store, LOG_LVL_WARN, "retention failed: %s (retried)",
                             vigil_strerror(rc));
-        else if (rows)
+        else if (rows || rs.captures_bad || rs.alerts_bad)
             log_info("retention: deleted %" PRIu64 " flows, %" PRIu64 " host index rows, %" PRIu64
-                     "/%" PRIu64 "/%" PRIu64 " minute/hour/day rollup rows%s",
+                     "/%" PRIu64 "/%" PRIu64 " minute/hour/day rollup rows, %" PRIu64
+                     " capture jobs, %" PRIu64 " alerts; unreadable, kept: %" PRIu64
+                     " capture jobs, %" PRIu64 " alerts%s",
                      rs.flows, rs.hostidx, rs.rollups[0], rs.rollups[1], rs.rollups[2],
+                     rs.captures, rs.alerts, rs.captures_bad, rs.alerts_bad,
                      rs.done ? "" : " (more to do)");
         in->next_retention = vigil_monotonic_ns() + (rc == 0 && rs.done
                                                          ? in->cfg.retention_interval_ns

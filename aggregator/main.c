@@ -42,6 +42,7 @@ struct aggregator_options {
     bool insecure;
     uint64_t map_size, map_size_max;
     int64_t flow_retention, minute_retention, hour_retention, day_retention;
+    int64_t capture_retention, alert_retention;
     int64_t retention_interval;
     int64_t status_interval;
     uint64_t query_threads;
@@ -93,6 +94,11 @@ static const struct cfg_option aggregator_option_table[] = {
      "keep 1-hour rollups this long", 0},
     {"day-retention", 0, CFG_DURATION, OPT(day_retention), "366d", 86400, CENTURY_S, "TIME",
      "keep 1-day rollups (summaries) this long", 0},
+    {"capture-job-retention", 0, CFG_DURATION, OPT(capture_retention), "90d", 3600, CENTURY_S,
+     "TIME", "keep finished forensic capture jobs (records, not the agents' files) this long "
+     "after they end", 0},
+    {"alert-retention", 0, CFG_DURATION, OPT(alert_retention), "366d", 3600, CENTURY_S, "TIME",
+     "keep alerts this long past their last_seen (event time: behind the newest record)", 0},
     {"retention-interval", 0, CFG_DURATION, OPT(retention_interval), "10m", 0, 86400, "TIME",
      "run retention this often (0: never)", 0},
     {"status-interval", 0, CFG_DURATION, OPT(status_interval), "60s", 0, 86400, "TIME",
@@ -245,6 +251,8 @@ static void store_config_from(const struct aggregator_options *o, struct store_c
     sc->minute_retention_ns = o->minute_retention;
     sc->hour_retention_ns = o->hour_retention;
     sc->day_retention_ns = o->day_retention;
+    sc->capture_retention_ns = o->capture_retention;
+    sc->alert_retention_ns = o->alert_retention;
 }
 
 static void detect_config_from(const struct aggregator_options *o, struct detect_config *c)
@@ -410,10 +418,13 @@ int main(int argc, char **argv)
     }
     explicit_bzero(&server, sizeof server);
     log_info("store %s open; flows kept %" PRId64 " d, rollups %" PRId64 " d / %" PRId64
-             " d / %" PRId64 " d (minute/hour/day)",
+             " d / %" PRId64 " d (minute/hour/day), capture jobs %" PRId64 " d, alerts %" PRId64
+             " d",
              opt.db, opt.flow_retention / (86400 * NS_PER_SEC),
              opt.minute_retention / (86400 * NS_PER_SEC),
-             opt.hour_retention / (86400 * NS_PER_SEC), opt.day_retention / (86400 * NS_PER_SEC));
+             opt.hour_retention / (86400 * NS_PER_SEC), opt.day_retention / (86400 * NS_PER_SEC),
+             opt.capture_retention / (86400 * NS_PER_SEC),
+             opt.alert_retention / (86400 * NS_PER_SEC));
 
     pthread_sigmask(SIG_SETMASK, &old, NULL); /* this thread takes the signals */
     int rc = ingest_run(in, &stop_requested, &reload_requested);

@@ -67,6 +67,8 @@ void store_config_defaults(struct store_config *cfg)
     cfg->minute_retention_ns = 7 * 86400 * NS_PER_SEC;
     cfg->hour_retention_ns = 90 * 86400 * NS_PER_SEC;
     cfg->day_retention_ns = 366 * 86400 * NS_PER_SEC;
+    cfg->capture_retention_ns = 90 * 86400 * NS_PER_SEC;
+    cfg->alert_retention_ns = 366 * 86400 * NS_PER_SEC;
     cfg->close_grace_ns = 120 * NS_PER_SEC;
     cfg->flush_interval_ns = NS_PER_SEC;
     cfg->pending_max_rows = 1000000;
@@ -1286,6 +1288,8 @@ static void cfg_fill(struct store_config *out, const struct store_config *in)
     DEF(minute_retention_ns)
     DEF(hour_retention_ns)
     DEF(day_retention_ns)
+    DEF(capture_retention_ns)
+    DEF(alert_retention_ns)
     DEF(pending_max_rows)
     DEF(compact_slice_rows)
     DEF(open_stale_ns)

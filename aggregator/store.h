@@ -50,6 +50,10 @@ struct store_config {
     int64_t minute_retention_ns; /* 1-minute rollups (default 7 days) */
     int64_t hour_retention_ns;   /* 1-hour rollups (default 90 days) */
     int64_t day_retention_ns;    /* 1-day rollups (default 366 days: "summaries 1 year") */
+    int64_t capture_retention_ns; /* finished forensic capture jobs, from their end
+                                     (wall clock; default 90 days, like flows) */
+    int64_t alert_retention_ns;  /* alerts, from their last_seen (event time; default
+                                    366 days) */
     int64_t close_grace_ns;      /* a minute (hour) is closed once the newest record
                                     ends this long after it (default 120 s) */
     int64_t flush_interval_ns;   /* closed minutes are flushed at most this often

@@ -148,6 +148,18 @@ struct agent_slot {
 struct rollup_pending;
 struct rank_build;
 
+/* LMDB's largest key as built by default (mdb_env_get_maxkeysize): no key
+ * of ours comes near it. */
+#define STORE__KEY_MAX 511
+
+/* Where a retention walk over a whole DB goes on (retention.c): the first
+ * key not yet visited; len 0: from the first key. */
+struct store__walk_pos {
+    size_t len;
+    uint8_t key[STORE__KEY_MAX];
+};
+#define STORE__WALKS 2 /* capture jobs, alerts */
+
 struct store {
     MDB_env *env;
     MDB_dbi db[DB_COUNT];
@@ -187,6 +199,10 @@ struct store {
     uint64_t jold_last;      /* last sequence in the other journal DB (0: empty) */
     uint64_t compact_checked_gen; /* gen at which no compaction was due */
     uint32_t flows_last_sec; /* newest second of any flows key written (maybe aborted) */
+    /* Retention's place when a call ran out of time (retention.c): the job
+     * to go on with, and how far the walks over capture jobs and alerts got. */
+    unsigned ret_job;
+    struct store__walk_pos ret_walk[STORE__WALKS];
     /* MDB_PANIC: every write fails until reopened. Atomic: the detection
      * thread's write transactions begin through store__begin_write too. */
     atomic_bool broken;

@@ -1,6 +1,7 @@
 /* test_store.c — the aggregator's storage engine: exactness of rollups and
  * flows against sums computed here independently, exactly-once (duplicates,
- * crashes by SIGKILL), merging of partial records, map growth, retention,
+ * crashes by SIGKILL), merging of partial records, map growth, retention
+ * (flows, rollups, finished capture jobs, alerts beside the detection thread),
  * concurrency with readers, disk full.
  *
  * Stores live under /dev/shm when it exists (fsync is then free; durability
@@ -12,6 +13,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alerts.h"
+#include "capture_job.h"
 #include "clock.h"
+#include "detect.h"
 #include "err.h"
 #include "flowcodec.h"
+#include "log.h"
 #include "journal.h"
 #include "query.h"
 #include "rank.h"
@@ -1633,6 +1639,429 @@ Test(store, retention_deletes_old_keeps_new, .timeout = 60)
     cr_assert_eq(tr.total.bytes_out, t[2].bf);
     top_result_free(&tr);
 
+    store_close(s);
+    rm_rf(dir);
+}
+
+/* ---- retention of capture jobs and alerts ------------------------------------------- */
+
+#define DAY NS(86400)
+
+/* A store in a fresh directory (dir: 64 bytes, OUT) with every retention at
+ * its default. */
+static struct store *retention_store(char *dir)
+{
+    make_dir(dir, 64);
+    struct store_config cfg = test_cfg();
+    return open_store(dir, &cfg);
+}
+
+static void fill_job(struct capture_job *j, const char *id, unsigned state, int64_t updated,
+                     int64_t finished)
+{
+    memset(j, 0, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", id);
+    snprintf(j->agent, sizeof j->agent, "alpha");
+    snprintf(j->filter, sizeof j->filter, "host 10.0.0.1");
+    snprintf(j->ordered_by, sizeof j->ordered_by, "analyst:alice");
+    j->state = (uint8_t)state;
+    j->created_ns = updated - NS(60);
+    j->updated_ns = updated;
+    j->finished_ns = finished;
+}
+
+/* Stores value under key in DB_CAPTURES as it is (damaged values). */
+static void put_raw_capture(struct store *s, const char *key, const void *val, size_t len)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
+    cr_assert_eq(store__begin_write(s, &txn), 0);
+    cr_assert_eq(mdb_put(txn, s->db[DB_CAPTURES], &k, &v, 0), 0);
+    cr_assert_eq(store__commit(s, txn, s->gen, NULL, NULL), 0);
+}
+
+static bool capture_stored(struct store *s, const char *key)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    cr_assert_eq(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn), 0);
+    int rc = mdb_get(txn, s->db[DB_CAPTURES], &k, &v);
+    mdb_txn_abort(txn);
+    cr_assert(rc == 0 || rc == MDB_NOTFOUND);
+    return rc == 0;
+}
+
+/* Runs retention to the end (budget: one transaction per call when 0);
+ * returns the sums over the calls and how many calls it took. */
+static unsigned retention_all(struct store *s, int64_t now, int64_t budget,
+                              struct retention_stats *sum)
+{
+    struct retention_stats rs;
+    unsigned calls = 0;
+    memset(sum, 0, sizeof *sum);
+    do {
+        int rc = store_retention_run(s, now, budget, &rs);
+        cr_assert_eq(rc, 0, "retention: %s", vigil_strerror(rc));
+        calls++;
+        sum->flows += rs.flows;
+        sum->captures += rs.captures;
+        sum->captures_bad += rs.captures_bad;
+        sum->alerts += rs.alerts;
+        sum->alerts_bad += rs.alerts_bad;
+        sum->txns += rs.txns;
+        cr_assert_geq(rs.txns, 1, "every call does some work");
+    } while (!rs.done && calls < 100);
+    cr_assert(rs.done);
+    sum->done = true;
+    return calls;
+}
+
+Test(store, retention_deletes_finished_capture_jobs_only, .timeout = 60)
+{
+    char dir[64];
+    struct store *s = retention_store(dir); /* capture jobs: 90 days */
+    const int64_t now = NS(T0) + 200 * DAY;
+    static const struct {
+        const char *id;
+        unsigned state;
+        int64_t updated_age, finished_age; /* days before now; finished -1: 0 */
+        bool kept;
+    } jobs[] = {
+        {"c01-done-old", CAP_DONE, 100, 100, false},
+        {"c02-pending-ancient", CAP_PENDING, 1000, -1, true},
+        {"c03-failed-old-unfinished", CAP_FAILED, 91, -1, false}, /* updated stands in */
+        {"c04-stopped-recent", CAP_STOPPED, 89, 89, true},
+        {"c05-running-ancient", CAP_RUNNING, 1000, -1, true},
+        {"c06-expired-old", CAP_EXPIRED, 150, 150, false},
+        {"c07-done-ended-lately", CAP_DONE, 150, 10, true}, /* finished wins over updated */
+        {"c08-running-stop-asked", CAP_RUNNING, 500, -1, true},
+    };
+    const size_t n = sizeof jobs / sizeof jobs[0];
+    size_t deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct capture_job j;
+        fill_job(&j, jobs[i].id, jobs[i].state, now - jobs[i].updated_age * DAY,
+                 jobs[i].finished_age < 0 ? 0 : now - jobs[i].finished_age * DAY);
+        j.stop_requested = i == 7;
+        cr_assert_eq(capture_job_put(s, &j), 0);
+        deleted += !jobs[i].kept;
+    }
+    /* damaged: not a job at all, and a done job stored under another id's key */
+    put_raw_capture(s, "c00-garbage", "\x01\x02junk", 6);
+    struct capture_job other;
+    uint8_t *buf;
+    size_t len;
+    fill_job(&other, "c99-other", CAP_DONE, now - 400 * DAY, now - 400 * DAY);
+    cr_assert_eq(capture_job_encode(&other, &buf, &len), 0);
+    put_raw_capture(s, "c09-mismatch", buf, len);
+    free(buf);
+
+    struct retention_stats sum;
+    retention_all(s, now, NS(1), &sum);
+    cr_assert_eq(sum.captures, deleted);
+    cr_assert_eq(sum.captures_bad, 2, "unreadable values are counted");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(capture_stored(s, jobs[i].id), jobs[i].kept, "%s", jobs[i].id);
+    cr_assert(capture_stored(s, "c00-garbage"), "never deletes what it cannot read");
+    cr_assert(capture_stored(s, "c09-mismatch"));
+
+    /* a second run has nothing more to delete */
+    retention_all(s, now, NS(1), &sum);
+    cr_assert_eq(sum.captures, 0);
+    cr_assert_eq(sum.captures_bad, 2);
+
+    /* centuries later every finished job is gone; pending and running stay */
+    retention_all(s, now + 36500 * DAY, NS(1), &sum);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(capture_stored(s, jobs[i].id),
+                     jobs[i].state == CAP_PENDING || jobs[i].state == CAP_RUNNING, "%s",
+                     jobs[i].id);
+    store_close(s);
+    rm_rf(dir);
+}
+
+static void persist_alerts(struct store *s, struct alerts *al)
+{
+    MDB_txn *txn;
+    cr_assert_eq(store__detect_begin(s, true, &txn), 0);
+    cr_assert_eq(alerts_persist(al, txn), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    alerts_persisted(al);
+}
+
+/* Raises n alerts through the alerts API as the engine does, each with its
+ * own dedup key, first seen first[i] and last seen last[i], and stores them.
+ * Ids follow in that order. */
+static void raise_alerts(struct store *s, const int64_t *first, const int64_t *last, size_t n)
+{
+    struct detect_stats ds = {0};
+    char err[256];
+    MDB_txn *txn;
+    enum log_level lvl = vigil_log_level;
+    vigil_log_level = LOG_LVL_WARN; /* a line per new alert otherwise */
+    cr_assert_eq(store__detect_begin(s, false, &txn), 0);
+    struct alerts *al =
+        alerts_create(txn, s->ddb[DDB_ALERTS], NULL, NS(3600), &ds, err, sizeof err);
+    mdb_txn_abort(txn);
+    cr_assert_not_null(al, "%s", err);
+    for (size_t i = 0; i < n; i++) {
+        struct alert a;
+        memset(&a, 0, sizeof a);
+        a.type = ALERT_PORT_SCAN;
+        a.severity = SEV_MEDIUM;
+        cr_assert_eq(addr_parse("10.0.0.1", &a.sources[0]), 0);
+        cr_assert_eq(addr_parse("10.0.0.2", &a.targets[0]), 0);
+        a.n_sources = a.n_targets = 1;
+        a.first_ns = first[i];
+        a.last_ns = last[i];
+        snprintf(a.summary, sizeof a.summary, "test alert %zu", i);
+        cr_assert(alerts_raise(al, 0x5eed0000u + i, &a), "a new alert");
+        if (i % 1000 == 999 || i + 1 == n) /* the queue holds a few thousand */
+            persist_alerts(s, al);
+    }
+    alerts_destroy(al);
+    vigil_log_level = lvl;
+}
+
+/* The stored alert ids in key order into ids (cap entries); returns how many. */
+static size_t alert_ids(struct store *s, uint64_t *ids, size_t cap)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t n = 0;
+    cr_assert_eq(store__detect_begin(s, false, &txn), 0);
+    cr_assert_eq(mdb_cursor_open(txn, s->ddb[DDB_ALERTS], &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        cr_assert_eq(k.mv_size, 8);
+        if (n < cap)
+            ids[n] = get_be64(k.mv_data);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* Moves the store's event clock (its newest record) to about t. */
+static void records_until(struct store *s, uint64_t *seq, int64_t t)
+{
+    ingest_many(s, 0, seq, 1, 10, t - NS(10), NULL);
+    cr_assert_geq(s->max_end_ns, t - NS(10));
+}
+
+Test(store, retention_deletes_alerts_by_last_seen_in_event_time, .timeout = 60)
+{
+    char dir[64];
+    struct store *s = retention_store(dir); /* alerts: 366 days */
+    const int64_t now = NS(T0) + 600 * DAY;
+    /* ids 1..6 in this order: ids are raise order, not time order */
+    const int64_t first[] = {now - 480 * DAY, now - 300 * DAY, now - 368 * DAY,
+                             now - 400 * DAY, now - 367 * DAY, now - 500 * DAY};
+    const int64_t last[] = {now - 480 * DAY, now - 300 * DAY, now - 367 * DAY,
+                            now - 10 * DAY, now - 365 * DAY, now - 500 * DAY};
+    raise_alerts(s, first, last, 6);
+    /* a damaged row with the highest key: left alone, and it does not shield id 6 */
+    MDB_txn *txn;
+    uint8_t key[8];
+    put_be64(key, 100);
+    MDB_val k = {8, key}, v = {5, "\x01junk"};
+    cr_assert_eq(store__detect_begin(s, true, &txn), 0);
+    cr_assert_eq(mdb_put(txn, s->ddb[DDB_ALERTS], &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+
+    /* no record yet: event time has not started, nothing is old */
+    struct retention_stats sum;
+    retention_all(s, now, NS(1), &sum);
+    cr_assert_eq(sum.alerts, 0);
+    cr_assert_eq(sum.alerts_bad, 1);
+
+    /* a replay: records from long ago keep its alerts, whatever the clock */
+    uint64_t seq = 0;
+    records_until(s, &seq, now - 450 * DAY);
+    retention_all(s, now, NS(1), &sum);
+    cr_assert_eq(sum.alerts, 0);
+    cr_assert_eq(alert_ids(s, NULL, 0), 7);
+
+    /* live: the newest record is now; the clock is the bound too */
+    records_until(s, &seq, now);
+    retention_all(s, now - 100 * DAY, NS(1), &sum);
+    cr_assert_eq(sum.alerts, 1, "measured back from now_ns when it is earlier");
+    retention_all(s, now, NS(1), &sum);
+    cr_assert_eq(sum.alerts, 1);
+    cr_assert_eq(sum.alerts_bad, 1);
+    uint64_t ids[8];
+    cr_assert_eq(alert_ids(s, ids, 8), 5);
+    const uint64_t want[] = {2, 4, 5, 6, 100}; /* 6: the newest id stays, whatever its age */
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(ids[i], want[i], "slot %zu: %llu", i, (unsigned long long)ids[i]);
+
+    /* a second run deletes nothing more */
+    retention_all(s, now, NS(1), &sum);
+    cr_assert_eq(sum.alerts, 0);
+    cr_assert_eq(alert_ids(s, NULL, 0), 5);
+
+    /* a restart numbers new alerts after the newest id still stored */
+    int64_t t[] = {now};
+    raise_alerts(s, t, t, 1);
+    cr_assert_eq(alert_ids(s, ids, 8), 6);
+    cr_assert_eq(ids[4], 7, "id 7, not one already used");
+    store_close(s);
+    rm_rf(dir);
+}
+
+Test(store, retention_walks_many_jobs_and_alerts_across_calls, .timeout = 120)
+{
+    char dir[64];
+    struct store *s = retention_store(dir);
+    const int64_t now = NS(T0) + 600 * DAY;
+    const size_t n = RETENTION_SLICE_ROWS + RETENTION_SLICE_ROWS / 4;
+
+    /* six in seven are running: more than a slice stays, so a walk that
+     * started over each call would never pass them */
+    struct capture_job *jobs = calloc(n, sizeof *jobs);
+    const struct capture_job **pj = calloc(n, sizeof *pj);
+    cr_assert(jobs && pj);
+    size_t running = 0;
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "c%012zx", i * 7919 % n); /* key order is not put order */
+        bool run = i % 7 != 0;
+        fill_job(&jobs[i], id, run ? CAP_RUNNING : CAP_DONE, now - 200 * DAY,
+                 run ? 0 : now - 200 * DAY);
+        pj[i] = &jobs[i];
+        running += run;
+    }
+    cr_assert_eq(capture_job_put_many(s, pj, n), 0);
+    free(pj);
+
+    /* as many alerts: the first slice and more are recent, the rest over a
+     * year old (the same reason) */
+    int64_t *first = calloc(n, sizeof *first), *last = calloc(n, sizeof *last);
+    cr_assert(first && last);
+    size_t recent = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool r = i <= RETENTION_SLICE_ROWS;
+        first[i] = last[i] = now - (r ? 30 : 400) * DAY - (int64_t)i * NS(1);
+        recent += r;
+    }
+    last[n - 1] = now - 400 * DAY; /* the newest id: old, yet kept */
+    raise_alerts(s, first, last, n);
+    free(first);
+    free(last);
+    uint64_t seq = 0;
+    records_until(s, &seq, now);
+
+    /* budget 0: one transaction per call, each walk resumes where it stopped */
+    struct retention_stats sum;
+    unsigned calls = retention_all(s, now, 0, &sum);
+    cr_assert_geq(calls, 4, "two slices of jobs, two of alerts: %u calls", calls);
+    cr_assert_eq(sum.captures, n - running);
+    cr_assert_eq(sum.alerts, n - recent - 1);
+    cr_assert_eq(sum.captures_bad + sum.alerts_bad, 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(capture_stored(s, jobs[i].id), jobs[i].state == CAP_RUNNING, "%s",
+                     jobs[i].id);
+    cr_assert_eq(alert_ids(s, NULL, 0), recent + 1);
+
+    /* done means done: a new pass, sliced again, finds nothing */
+    calls = retention_all(s, now, 0, &sum);
+    cr_assert_eq(sum.captures + sum.alerts, 0);
+    cr_assert_eq(alert_ids(s, NULL, 0), recent + 1);
+    free(jobs);
+    store_close(s);
+    rm_rf(dir);
+}
+
+/* The detection thread's side: raises and stores recent alerts, one
+ * write transaction of the detection environment each, as detect.c's
+ * persist does. No Criterion asserts off the test's thread: failures are
+ * counted. */
+struct alert_writer {
+    struct store *s;
+    int64_t last_ns;
+    unsigned rounds, failed;
+    atomic_bool done;
+};
+
+static void *alert_writer_run(void *arg)
+{
+    struct alert_writer *w = arg;
+    struct detect_stats ds = {0};
+    char err[256];
+    MDB_txn *txn;
+    struct alerts *al = NULL;
+    if (store__detect_begin(w->s, false, &txn) == 0) {
+        al = alerts_create(txn, w->s->ddb[DDB_ALERTS], NULL, NS(3600), &ds, err, sizeof err);
+        mdb_txn_abort(txn);
+    }
+    if (!al) {
+        w->failed = w->rounds;
+        atomic_store(&w->done, true);
+        return NULL;
+    }
+    for (unsigned i = 0; i < w->rounds; i++) {
+        struct alert a;
+        memset(&a, 0, sizeof a);
+        a.type = ALERT_BEACON;
+        a.first_ns = a.last_ns = w->last_ns + (int64_t)i;
+        snprintf(a.summary, sizeof a.summary, "concurrent %u", i);
+        alerts_raise(al, 0xc0c0000u + i, &a);
+        if (store__detect_begin(w->s, true, &txn) != 0) {
+            w->failed++;
+            continue;
+        }
+        if (alerts_persist(al, txn) != 0 || mdb_txn_commit(txn) != 0) {
+            w->failed++;
+            continue;
+        }
+        alerts_persisted(al);
+    }
+    alerts_destroy(al);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+Test(store, retention_and_the_detection_thread_share_the_alerts, .timeout = 60)
+{
+    char dir[64];
+    struct store *s = retention_store(dir);
+    const int64_t now = NS(T0) + 600 * DAY;
+    enum { OLD = 3000, NEW = 300 };
+    int64_t *t = calloc(OLD, sizeof *t);
+    cr_assert_not_null(t);
+    for (size_t i = 0; i < OLD; i++)
+        t[i] = now - 400 * DAY + (int64_t)i;
+    raise_alerts(s, t, t, OLD);
+    free(t);
+    uint64_t seq = 0;
+    records_until(s, &seq, now);
+
+    enum log_level lvl = vigil_log_level;
+    vigil_log_level = LOG_LVL_WARN;
+    struct alert_writer w = {.s = s, .last_ns = now - DAY, .rounds = NEW};
+    pthread_t tid;
+    cr_assert_eq(pthread_create(&tid, NULL, alert_writer_run, &w), 0);
+    /* small slices, over and over, while the writer commits beside them */
+    struct retention_stats sum;
+    uint64_t deleted = 0;
+    unsigned passes = 0;
+    while (!atomic_load(&w.done)) {
+        retention_all(s, now, 0, &sum);
+        deleted += sum.alerts;
+        passes++;
+    }
+    pthread_join(tid, NULL);
+    cr_log_info("%u retention passes while the writer ran", passes);
+    vigil_log_level = lvl;
+    retention_all(s, now, 0, &sum);
+    deleted += sum.alerts;
+    cr_assert_eq(w.failed, 0, "the writer's transactions all went through");
+    cr_assert_eq(deleted, OLD, "every old alert, once");
+    uint64_t ids[NEW + 1];
+    cr_assert_eq(alert_ids(s, ids, NEW + 1), NEW, "every new alert stays");
+    cr_assert_eq(ids[0], OLD + 1);
     store_close(s);
     rm_rf(dir);
 }
