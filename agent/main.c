@@ -48,6 +48,7 @@ struct agent_options {
     bool insecure;
     uint64_t batch_records;
     int64_t batch_interval;
+    int64_t stop_grace;
     const char *capture_dir;
     uint64_t capture_file_size, capture_quota;
     int64_t capture_retention;
@@ -105,6 +106,9 @@ static const struct cfg_option agent_option_table[] = {
      "records per batch at most", 0},
     {"batch-interval", 0, CFG_DURATION, OPT(batch_interval), "1s", 0, 60, "TIME",
      "a batch leaves at least this often when records wait", 0},
+    {"stop-grace", 0, CFG_DURATION, OPT(stop_grace), "2s", 0, 3600, "TIME",
+     "at exit, wait this long for the aggregator to acknowledge what is in flight; the rest "
+     "stays in the spool for the next start (a replay into a busy aggregator: longer)", 0},
     {"capture-dir", 0, CFG_STRING, OPT(capture_dir), "/var/lib/vigil-agent/capture", 0, 0, "DIR",
      "forensic capture files ordered by the aggregator (created 0700, files 0600)", 0},
     {"capture-file-size", 0, CFG_BYTES, OPT(capture_file_size), "100M", 1u << 20, 1ull << 40,
@@ -482,7 +486,7 @@ int main(int argc, char **argv)
         export_status_now(sinks.exporter);
     }
     if (sinks.exporter) {
-        int rc = export_stop(sinks.exporter, EXPORT_DEFAULT_STOP_GRACE_MS);
+        int rc = export_stop(sinks.exporter, (uint32_t)(opt.stop_grace / NS_PER_MS));
         struct export_stats es;
         export_get_stats(sinks.exporter, &es);
         lost += es.records_lost;

@@ -96,7 +96,7 @@ step "${#hosts[@]} vigil-agents, each replaying its host's capture to $endpoint"
 agent_cmd() { # NAME CAPTURE
     "$agent" -r "$2" --aggregator "$endpoint" --local-net "$network" \
         --server-key "$demo/keys/aggregator/aggregator.pub" --key "$demo/keys/agents.d/$1.key" \
-        --spool "$demo/spool-$1" --agent-name "$1" --no-capture
+        --spool "$demo/spool-$1" --agent-name "$1" --no-capture --stop-grace 60s
 }
 run_agent() { # NAME: the capture, then (if needed) its spool on an empty capture
     local n=$1 i

@@ -92,7 +92,12 @@ class ScenarioFleet(fleet.Fleet):
                "--agent-name", name, "--local-net", self.local_net,
                "--spool", os.path.join(self.work, f"spool-{name}"),
                # a host's own traffic needs a small table; keeps 24 agents' memory modest
-               "--max-flows", "16384"]
+               "--max-flows", "16384",
+               # a live fleet's agents stay up: a replaying agent waits for its acks
+               # instead of leaving batches in its spool for a drain seconds later,
+               # after the engine (idle flush: 5 s) judged its fleet-mates' pairs
+               # without them (a slow, sanitized aggregator made that happen)
+               "--stop-grace", "120s"]
         if self.agent_has_no_capture:
             cmd.append("--no-capture")  # replays take no forensic capture orders
         if json_path:
