@@ -204,7 +204,8 @@ struct store {
     unsigned ret_job;
     struct store__walk_pos ret_walk[STORE__WALKS];
     /* MDB_PANIC: every write fails until reopened. Atomic: the detection
-     * thread's write transactions begin through store__begin_write too. */
+     * thread's transactions begin through store__detect_begin, which
+     * checks it too. */
     atomic_bool broken;
 
     /* name -> id, open addressing over agents[] (writer-owned). */
