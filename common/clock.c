@@ -43,13 +43,6 @@ static char *put_digits(char *p, unsigned v, int n)
     return p + n;
 }
 
-static char *put_pair(char *p, unsigned v) /* v < 100 */
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-    return p + 2;
-}
-
 /* Records come roughly in time order, so most timestamps a thread formats
  * fall on the day it formatted last: its "YYYY-MM-DD" is kept. */
 static _Thread_local int64_t cached_day = INT64_MIN;
@@ -78,25 +71,22 @@ size_t vigil_format_rfc3339(int64_t ns, char *buf, size_t len)
             return 0;
         char *q = put_digits(cached_date, (unsigned)y, 4);
         *q++ = '-';
-        q = put_pair(q, m);
+        q = put_digits(q, m, 2);
         *q++ = '-';
-        put_pair(q, d);
+        put_digits(q, d, 2);
         cached_day = days;
     }
     char *p = buf;
     memcpy(p, cached_date, sizeof cached_date);
     p += sizeof cached_date;
     *p++ = 'T';
-    p = put_pair(p, (unsigned)(sod / 3600));
+    p = put_digits(p, (unsigned)(sod / 3600), 2);
     *p++ = ':';
-    p = put_pair(p, (unsigned)(sod / 60 % 60));
+    p = put_digits(p, (unsigned)(sod / 60 % 60), 2);
     *p++ = ':';
-    p = put_pair(p, (unsigned)(sod % 60));
+    p = put_digits(p, (unsigned)(sod % 60), 2);
     *p++ = '.';
-    unsigned us = (unsigned)(rem / NS_PER_US);
-    p = put_pair(p, us / 10000);
-    p = put_pair(p, us / 100 % 100);
-    p = put_pair(p, us % 100);
+    p = put_digits(p, (unsigned)(rem / NS_PER_US), 6);
     *p++ = 'Z';
     *p = '\0';
     return (size_t)(p - buf);
