@@ -59,7 +59,8 @@
 #define EXPORT_MAX_RESEND_MS 60000u /* the resend timeout doubles up to this */
 #define EXPORT_DEFAULT_HEARTBEAT_MS 30000u
 #define EXPORT_HEARTBEAT_OFF UINT32_MAX
-#define EXPORT_DEFAULT_STOP_GRACE_MS 2000u
+#define EXPORT_DEFAULT_STOP_GRACE_S 2 /* the agent's --stop-grace default */
+#define EXPORT_DEFAULT_STOP_GRACE_MS (EXPORT_DEFAULT_STOP_GRACE_S * 1000u)
 
 struct export_config {
     const char *endpoint;          /* "tcp://collector:7400"; borrowed, copied */

@@ -106,7 +106,8 @@ static const struct cfg_option agent_option_table[] = {
      "records per batch at most", 0},
     {"batch-interval", 0, CFG_DURATION, OPT(batch_interval), "1s", 0, 60, "TIME",
      "a batch leaves at least this often when records wait", 0},
-    {"stop-grace", 0, CFG_DURATION, OPT(stop_grace), "2s", 0, 3600, "TIME",
+    {"stop-grace", 0, CFG_DURATION, OPT(stop_grace), STR(EXPORT_DEFAULT_STOP_GRACE_S) "s", 0,
+     3600, "TIME",
      "at exit, wait this long for the aggregator to acknowledge what is in flight; the rest "
      "stays in the spool for the next start (a replay into a busy aggregator: longer)", 0},
     {"capture-dir", 0, CFG_STRING, OPT(capture_dir), "/var/lib/vigil-agent/capture", 0, 0, "DIR",
