@@ -25,96 +25,17 @@
 #include "bytes.h"
 #include "chunk.h"
 #include "err.h"
+#include "groupmerge.h"
 #include "log.h"
 #include "query_int.h"
 #include "rank.h"
-#include "topk.h"
 #include "rollup.h"
 #include "sortkey.h"
 #include "store_int.h"
+#include "topk.h"
+#include "trail.h"
 
 /* ---- top ------------------------------------------------------------------ */
-
-static void add_total(struct rctr *t, const struct rctr *c)
-{
-    for (int j = 0; j < RC_COUNT; j++)
-        t->v[j] += c->v[j];
-}
-
-/* Pending rows copied out under pend_lock: keys (klen each) and counters. */
-struct mem_rows {
-    unsigned klen;
-    uint8_t *keys;
-    struct rctr *ctr;
-    size_t n, cap;
-    bool nomem;
-    struct rctr total; /* pending app rows, for the totals */
-};
-
-static void pending_row_fn(const uint8_t *key, const struct rctr *c, void *ctx)
-{
-    struct mem_rows *m = ctx;
-    if (m->nomem)
-        return;
-    if (m->n == m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 1024;
-        uint8_t *k = realloc(m->keys, nc * m->klen);
-        struct rctr *r = k ? realloc(m->ctr, nc * sizeof *r) : NULL;
-        if (k)
-            m->keys = k;
-        if (!k || !r) {
-            m->nomem = true;
-            return;
-        }
-        m->ctr = r;
-        m->cap = nc;
-    }
-    memcpy(m->keys + m->n * m->klen, key, m->klen);
-    m->ctr[m->n++] = *c;
-}
-
-static void pending_total_fn(const uint8_t *key, const struct rctr *c, void *ctx)
-{
-    (void)key;
-    add_total(&((struct mem_rows *)ctx)->total, c);
-}
-
-/* Sums the app rows (each record has exactly one) of tier with bucket in
- * [from, to) into *total. */
-static int scan_totals(struct store *s, MDB_txn *txn, unsigned tier, uint32_t from, uint32_t to,
-                       struct rctr *total, struct budget *bud)
-{
-    MDB_cursor *cur;
-    uint8_t kb[4];
-    MDB_val k = {4, kb}, v;
-    int rc = mdb_cursor_open(txn, s->db[rollup_db(tier, DIM_APP)], &cur);
-
-    if (rc)
-        return store__err(rc);
-    put_be32(kb, from);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct chunk_reader r;
-        const uint8_t *pl;
-        size_t plen;
-        int got;
-        if (k.mv_size < 4 || get_be32(k.mv_data) >= to)
-            break;
-        if (chunk_reader_init(&r, v.mv_data, v.mv_size, dim_klen[DIM_APP]) != 0)
-            continue;
-        while ((got = chunk_reader_next(&r, &pl, &plen)) == 1) {
-            struct rctr c;
-            if (!budget_take(bud))
-                break;
-            if (chunk_get_counters(pl, plen, c.v))
-                add_total(total, &c);
-        }
-        if (bud->hit)
-            break;
-    }
-    mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store__err(rc);
-}
 
 static uint64_t metric(const struct rctr *c, enum top_order o)
 {
@@ -140,20 +61,6 @@ static void key_to_top(unsigned dim, const uint8_t *k, struct top_key *out)
         break;
     default: break;
     }
-}
-
-static uint32_t ceil_to(uint32_t t, uint32_t step)
-{
-    uint32_t r = t % step;
-    return r ? t + (step - r) : t;
-}
-
-static uint32_t clamp_sec(int64_t ns)
-{
-    if (ns <= 0)
-        return 0;
-    int64_t s = ns / NS_PER_SEC;
-    return s > (int64_t)UINT32_MAX - 86400 ? UINT32_MAX - 86400 : (uint32_t)s;
 }
 
 /* Widens [*lo, *hi) to the buckets rows of dim (and app, for totals) span in
@@ -189,58 +96,6 @@ static int data_extent(struct store *s, MDB_txn *txn, unsigned dim, uint32_t *lo
     return 0;
 }
 
-struct top_run {
-    struct chunk_stream *st; /* one per (bucket, part) */
-    uint8_t *tier;           /* the tier (cursor) each steps with */
-    size_t nst, cap;
-};
-
-/* Adds a stream per part of every bucket of tier in [from, to). */
-static int add_streams(MDB_cursor *cur, unsigned tier, unsigned dim, uint32_t from, uint32_t to,
-                       struct top_run *tr)
-{
-    uint8_t kb[4];
-    MDB_val k = {4, kb}, v;
-    int rc;
-
-    put_be32(kb, from);
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= 5 && get_be32(k.mv_data) < to) {
-        uint32_t bucket = get_be32(k.mv_data);
-        uint8_t parts[256];
-        unsigned np;
-        if ((rc = chunk_list_parts(cur, bucket, parts, &np)) != 0)
-            break;
-        if (tr->nst + np > tr->cap) {
-            size_t c = (tr->nst + np) * 2 + 64;
-            struct chunk_stream *n1 = realloc(tr->st, c * sizeof *n1);
-            if (n1)
-                tr->st = n1;
-            uint8_t *n2 = n1 ? realloc(tr->tier, c) : NULL;
-            if (!n2)
-                return VIGIL_ENOMEM;
-            tr->tier = n2;
-            tr->cap = c;
-        }
-        for (unsigned p = 0; p < np && rc == 0; p++) {
-            struct chunk_stream *x = &tr->st[tr->nst];
-            rc = chunk_stream_seek(x, cur, bucket, parts[p], dim_klen[dim], NULL);
-            if (rc == 0 && x->valid)
-                tr->tier[tr->nst++] = (uint8_t)tier;
-        }
-        if (rc)
-            break;
-        /* next bucket */
-        put_be32(kb, bucket + 1);
-        k = (MDB_val){4, kb};
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    return rc > 0 || (rc < 0 && rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) ? store__err(rc)
-                                                                              : rc;
-}
-
 /* Rows of a day's ranking (rank.h), best first, into best[]. */
 struct ranked_rows {
     struct topk_ent *best;
@@ -258,36 +113,43 @@ static void ranked_row(const uint8_t *key, const uint64_t c[RC_COUNT], void *ctx
     b->m = metric(&b->c, rr->order);
 }
 
-int store_query_top(struct store *s, const struct top_query *q, struct top_result *out)
+int top_fill(struct top_result *out, unsigned dim, enum top_order order,
+             const struct topk_ent *best, size_t nbest, const struct rctr *total)
 {
-    struct mem_rows pend = {0};
-    struct top_run tr = {0};
+    out->rows = calloc(nbest ? nbest : 1, sizeof *out->rows);
+    if (!out->rows)
+        return VIGIL_ENOMEM;
+    uint64_t total_metric = metric(total, order);
+    for (size_t i = 0; i < nbest; i++) {
+        struct top_row *r = &out->rows[i];
+        key_to_top(dim, best[i].key, &r->key);
+        r->c = (struct top_counters){best[i].c.v[RC_BYTES_OUT], best[i].c.v[RC_BYTES_IN],
+                                     best[i].c.v[RC_PKTS_OUT], best[i].c.v[RC_PKTS_IN],
+                                     best[i].c.v[RC_FLOWS]};
+        r->share = total_metric ? (double)best[i].m / (double)total_metric : 0.0;
+    }
+    out->n = nbest;
+    out->total = (struct top_counters){total->v[RC_BYTES_OUT], total->v[RC_BYTES_IN],
+                                       total->v[RC_PKTS_OUT], total->v[RC_PKTS_IN],
+                                       total->v[RC_FLOWS]};
+    return 0;
+}
+
+/* The general answer: every row of the range, merged. */
+static int merge_top(struct store *s, const struct top_query *q, struct top_result *out)
+{
+    struct pend_rows pend = {0};
+    struct gmerge gm = {0};
     struct tier_marks mk;
     struct budget bud;
     struct rctr total = {{0}};
     struct topk_ent *best = NULL; /* the best `limit` groups, worst at the root */
-    struct sortkey *sk = NULL;
-    uint8_t *pkeys = NULL;
-    struct rctr *pctr = NULL;
-    size_t npend = 0, nbest = 0;
-    MDB_cursor *curs[TIER_COUNT] = {NULL};
+    size_t nbest = 0;
     MDB_txn *txn = NULL;
+    uint32_t from = 0, to = 0;
     int rc;
 
-    if (!out)
-        return VIGIL_EINVAL;
-    memset(out, 0, sizeof *out);
-    if (!s || !q || (unsigned)q->group >= TOP_GROUP_COUNT || (unsigned)q->order > TOP_BY_FLOWS ||
-        q->limit == 0 || q->limit > QUERY_MAX_LIMIT || q->until_ns <= q->since_ns)
-        return VIGIL_EINVAL;
-
-    unsigned dim = (unsigned)q->group, klen = dim_klen[dim], nw = (klen + 7) / 8;
-    uint32_t from = floor_to(clamp_sec(q->since_ns), 60);
-    uint32_t to = q->until_ns % NS_PER_SEC ? clamp_sec(q->until_ns) + 1 : clamp_sec(q->until_ns);
-    to = ceil_to(to, 60);
-    if (to <= from)
-        to = from + 60;
-    pend.klen = klen;
+    unsigned dim = (unsigned)q->group, klen = dim_klen[dim];
     budget_init(&bud, q->max_rows, q->max_ns);
 
     if ((rc = store__snapshot_begin(s, &txn)) != 0)
@@ -295,48 +157,12 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
     /* pend_lock is held: read the marks and copy the pending minutes now. */
     rc = store__read_marks(s, txn, &mk);
     if (rc == 0) {
-        /* Expired minutes are answered by their hour, expired hours by their day. */
-        if (from < mk.low[TIER_MINUTE])
-            from = floor_to(from, 3600);
-        if (from < mk.low[TIER_HOUR])
-            from = floor_to(from, 86400);
-        if (to - 60 < mk.low[TIER_MINUTE])
-            to = ceil_to(to, 3600);
-        if (to - 3600 < mk.low[TIER_HOUR] && to % 86400)
-            to = ceil_to(to, 86400);
-        rollup_pending_rows_in(s->pend, dim, from, to, pending_row_fn, &pend);
-        if (dim != DIM_APP)
-            rollup_pending_rows_in(s->pend, DIM_APP, from, to, pending_total_fn, &pend);
+        top_range(q, &mk, &from, &to);
+        pend_rows_copy(s, dim, from, to, &pend);
     }
     store__snapshot_unlock(s);
-    if (rc == 0 && pend.nomem)
-        rc = VIGIL_ENOMEM;
-    total = pend.total;
-
-    /* The pending rows, sorted and summed per group: one more merge input. */
-    if (rc == 0 && pend.n) {
-        sk = malloc(pend.n * sizeof *sk);
-        pkeys = malloc(pend.n * klen);
-        pctr = malloc(pend.n * sizeof *pctr);
-        if (!sk || !pkeys || !pctr)
-            rc = VIGIL_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < pend.n; i++) {
-            sortkey_words(sk[i].w, pend.keys + i * klen, klen);
-            sk[i].idx = (uint32_t)i;
-        }
-        if (rc == 0) {
-            sortkey_sort(sk, pend.n, nw);
-            for (size_t i = 0; i < pend.n; i++) {
-                const uint8_t *kk = pend.keys + (size_t)sk[i].idx * klen;
-                if (npend && memcmp(pkeys + (npend - 1) * klen, kk, klen) == 0) {
-                    add_total(&pctr[npend - 1], &pend.ctr[sk[i].idx]);
-                    continue;
-                }
-                memcpy(pkeys + npend * klen, kk, klen);
-                pctr[npend++] = pend.ctr[sk[i].idx];
-            }
-        }
-    }
+    if (rc == 0)
+        rc = pend_rows_sum(&pend);
 
     /* Walk only where LMDB rows can be: from the first bucket any tier holds
      * to the end of the last, kept aligned to days so pieces stay aligned. */
@@ -350,142 +176,87 @@ int store_query_top(struct store *s, const struct top_query *q, struct top_resul
         t1 = ceil_to(hi, 86400);
     if (lo == UINT32_MAX)
         t1 = t0; /* no rows at all */
+    if (rc == 0 && !(best = malloc(q->limit * sizeof *best)))
+        rc = VIGIL_ENOMEM;
+    if (rc == 0)
+        rc = gmerge_init(&gm, s, txn, dim, &mk, &bud);
     /* Exactly one built day and nothing pending: its ranking, if stored,
      * holds the answer (rank.h); the totals still come from its app rows. */
-    if (rc == 0 && dim != DIM_APP && npend == 0 && q->limit <= RANK_K && t0 % 86400 == 0 &&
+    if (rc == 0 && dim != DIM_APP && pend.n == 0 && q->limit <= RANK_K && t0 % 86400 == 0 &&
         t1 == t0 + 86400 && piece_tier(t0, to, &mk) == TIER_DAY) {
-        if (!(best = malloc(q->limit * sizeof *best)))
-            rc = VIGIL_ENOMEM;
         struct ranked_rows rr = {best, 0, q->order, klen};
-        int rrc = rc ? rc : rank_read(txn, s->db[DB_RANK], t0, dim, (unsigned)q->order,
-                                      q->limit, &out->groups, ranked_row, &rr);
+        int rrc = rank_read(txn, s->db[DB_RANK], t0, dim, (unsigned)q->order, q->limit,
+                            &out->groups, ranked_row, &rr);
         if (rrc == 0) {
             nbest = rr.n;
             out->ranked = true;
-            out->buckets[TIER_DAY] = 1;
             bud.rows += rr.n;
-            rc = scan_totals(s, txn, TIER_DAY, t0, t1, &total, &bud);
+            /* the day's app rows, for the totals: a range of app rows only */
+            struct gmerge ga;
+            if ((rc = gmerge_init(&ga, s, txn, DIM_APP, &mk, &bud)) == 0) {
+                uint8_t key[GROUP_KEY_MAX];
+                struct rctr plus, minus;
+                rc = gmerge_add_range(&ga, t0, t1, to, GM_PLUS);
+                while (rc == 0 && (rc = gmerge_next(&ga, key, &plus, &minus)) == 1)
+                    rc = 0;
+                total = ga.total[GM_PLUS];
+                memcpy(out->buckets, ga.buckets, sizeof out->buckets);
+                gmerge_free(&ga);
+            }
             t1 = t0; /* nothing to merge */
-        } else if (rrc != MDB_NOTFOUND && rc == 0) {
+        } else if (rrc != MDB_NOTFOUND) {
             log_warn("store: the ranking of day %u cannot be read (%s): merging its rows",
                      (unsigned)t0, vigil_strerror(store__err(rrc)));
         }
     }
-    for (unsigned t = 0; rc == 0 && t < TIER_COUNT; t++)
-        rc = store__err(mdb_cursor_open(txn, s->db[rollup_db(t, dim)], &curs[t]));
-    for (uint32_t t = t0; rc == 0 && t < t1 && !bud.hit;) {
-        unsigned tier = piece_tier(t, to, &mk);
-        uint32_t end = t;
-        do {
-            end += tier_secs[tier];
-            out->buckets[tier]++;
-        } while (end < t1 && piece_tier(end, to, &mk) == tier);
-        rc = add_streams(curs[tier], tier, dim, t, end, &tr);
-        if (rc == 0 && dim != DIM_APP)
-            rc = scan_totals(s, txn, tier, t, end, &total, &bud);
-        t = end;
+    if (rc == 0 && !out->ranked) {
+        rc = gmerge_add_range(&gm, t0, t1, to, GM_PLUS);
+        gmerge_add_pending(&gm, &pend, GM_PLUS);
     }
-
-    /* The merge: groups come out in key order, summed over every input (a
-     * chunk stream per (bucket, part), then the sorted pending rows). */
-    struct ltree lt = {0};
-    size_t ninputs = tr.nst + (npend ? 1 : 0), pi = 0;
-    if (rc == 0 && ninputs && ltree_init(&lt, (unsigned)ninputs, nw) != 0)
-        rc = VIGIL_ENOMEM;
-    if (rc == 0 && !best && !(best = malloc(q->limit * sizeof *best)))
-        rc = VIGIL_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < tr.nst; i++)
-        sortkey_words(lt.w[i], tr.st[i].r.key, klen);
-    if (rc == 0 && npend)
-        sortkey_words(lt.w[tr.nst], pkeys, klen);
-    if (rc == 0)
-        ltree_build(&lt);
-    uint32_t x;
-    while (rc == 0 && ninputs && (x = ltree_top(&lt)) != UINT32_MAX && !bud.hit) {
-        uint64_t gw[4];
-        uint8_t group[GROUP_KEY_MAX];
-        struct rctr sum = {{0}};
-        memcpy(gw, lt.w[x], sizeof gw);
-        memcpy(group, x < tr.nst ? tr.st[x].r.key : pkeys + pi * klen, klen);
-        do {
-            struct rctr c;
-            if (!budget_take(&bud))
-                break;
-            if (x < tr.nst) {
-                struct chunk_stream *st = &tr.st[x];
-                if (chunk_get_counters(st->pl, st->plen, c.v))
-                    add_total(&sum, &c);
-                if ((rc = chunk_stream_next(st, curs[tr.tier[x]])) != 0) {
-                    rc = store__err(rc);
-                    break;
-                }
-                if (st->valid)
-                    sortkey_words(lt.w[x], st->r.key, klen);
-                else
-                    lt.done[x] = 1;
-            } else {
-                add_total(&sum, &pctr[pi]);
-                if (++pi < npend)
-                    sortkey_words(lt.w[x], pkeys + pi * klen, klen);
-                else
-                    lt.done[x] = 1;
-            }
-            ltree_replay(&lt, x);
-            x = ltree_top(&lt);
-        } while (x != UINT32_MAX && sortkey_cmp(lt.w[x], gw, nw) == 0);
-        if (rc || bud.hit)
-            break;
+    /* The merge: groups come out in key order, summed over every input. */
+    uint8_t key[GROUP_KEY_MAX];
+    struct rctr sum, minus;
+    while (rc == 0 && !out->ranked && (rc = gmerge_next(&gm, key, &sum, &minus)) == 1) {
+        rc = 0;
         out->groups++;
-        if (dim == DIM_APP)
-            add_total(&total, &sum);
-        topk_offer(best, &nbest, q->limit, group, &sum, metric(&sum, q->order), klen);
+        topk_offer(best, &nbest, q->limit, key, &sum, metric(&sum, q->order), klen);
     }
-    ltree_free(&lt);
-    for (unsigned t = 0; t < TIER_COUNT; t++)
-        if (curs[t])
-            mdb_cursor_close(curs[t]);
+    if (!out->ranked) {
+        total = gm.total[GM_PLUS];
+        memcpy(out->buckets, gm.buckets, sizeof out->buckets);
+    }
+    gmerge_free(&gm);
     store__snapshot_end(s, txn);
-    if (rc)
-        goto fail;
-
-    /* Best first. */
-    if (!out->ranked) /* a ranking's rows come best first already */
-        topk_sort(best, nbest, klen);
-    out->rows = calloc(nbest ? nbest : 1, sizeof *out->rows);
-    if (!out->rows) {
-        rc = VIGIL_ENOMEM;
-        goto fail;
+    pend_rows_free(&pend);
+    if (rc == 0) {
+        if (!out->ranked) /* a ranking's rows come best first already */
+            topk_sort(best, nbest, klen);
+        rc = top_fill(out, dim, q->order, best, nbest, &total);
     }
-    uint64_t total_metric = metric(&total, q->order);
-    for (size_t i = 0; i < nbest; i++) {
-        struct top_row *r = &out->rows[i];
-        key_to_top(dim, best[i].key, &r->key);
-        r->c = (struct top_counters){best[i].c.v[RC_BYTES_OUT], best[i].c.v[RC_BYTES_IN],
-                                     best[i].c.v[RC_PKTS_OUT], best[i].c.v[RC_PKTS_IN],
-                                     best[i].c.v[RC_FLOWS]};
-        r->share = total_metric ? (double)best[i].m / (double)total_metric : 0.0;
+    free(best);
+    if (rc) {
+        top_result_free(out);
+        return rc;
     }
-    out->n = nbest;
-    out->total = (struct top_counters){total.v[RC_BYTES_OUT], total.v[RC_BYTES_IN],
-                                       total.v[RC_PKTS_OUT], total.v[RC_PKTS_IN],
-                                       total.v[RC_FLOWS]};
     out->since_ns = (int64_t)from * NS_PER_SEC;
     out->until_ns = (int64_t)to * NS_PER_SEC;
     out->rows_read = bud.rows;
     out->truncated = bud.hit;
-    goto done;
-fail:
-    top_result_free(out);
-done:
-    free(best);
-    free(sk);
-    free(pkeys);
-    free(pctr);
-    free(pend.keys);
-    free(pend.ctr);
-    free(tr.st);
-    free(tr.tier);
-    return rc;
+    return 0;
+}
+
+int store_query_top(struct store *s, const struct top_query *q, struct top_result *out)
+{
+    if (!out)
+        return VIGIL_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!s || !q || (unsigned)q->group >= TOP_GROUP_COUNT || (unsigned)q->order > TOP_BY_FLOWS ||
+        q->limit == 0 || q->limit > QUERY_MAX_LIMIT || q->until_ns <= q->since_ns)
+        return VIGIL_EINVAL;
+    int rc = trail_top(s, q, out); /* a range near the standing one (trail.h) */
+    if (rc <= 0)
+        return rc;
+    return merge_top(s, q, out);
 }
 
 void top_result_free(struct top_result *r)

@@ -67,13 +67,16 @@ struct top_result {
     struct top_row *rows; /* malloc'd, n of them, best first (ties: key ascending) */
     size_t n;
     struct top_counters total; /* all traffic in range, each record once (out = fwd) */
-    uint64_t groups;           /* distinct groups in range */
+    uint64_t groups;           /* distinct groups in range (see groups_approx) */
     int64_t since_ns, until_ns; /* the range actually answered: whole minutes (whole
                                    hours or days where older minutes were expired) */
     unsigned buckets[3];       /* buckets read per tier: 0 minute, 1 hour, 2 day */
     uint64_t rows_read;
     bool truncated;            /* a bound was hit: the figures are NOT complete */
     bool ranked;               /* answered from a built day's ranking (rank.h) */
+    bool standing;             /* answered from the standing trailing ranking (trail.h) */
+    bool groups_approx;        /* groups counts the standing ranking's own range, a few
+                                  minutes off this one (rows and totals are exact) */
 };
 
 /* Runs a top query. On success fills *out (free with top_result_free) and

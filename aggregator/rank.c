@@ -62,6 +62,17 @@ void rank_offer(struct rank_build *rb, const uint8_t *key, const uint64_t c[RC_C
         topk_offer(rb->heap[m], &rb->n[m], RANK_K, key, &r, rank_metric(c, m), rb->klen);
 }
 
+const struct topk_ent *rank_rows(struct rank_build *rb, unsigned m, size_t *n,
+                                 uint64_t *groups)
+{
+    if (!rb->active || m >= RANK_METRICS)
+        return NULL;
+    topk_sort(rb->heap[m], rb->n[m], rb->klen);
+    *n = rb->n[m];
+    *groups = rb->groups;
+    return rb->heap[m];
+}
+
 static void rank_key(uint8_t key[RANK_KEY_LEN], uint32_t bucket, unsigned dim)
 {
     put_be32(key, bucket);

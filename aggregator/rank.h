@@ -26,6 +26,7 @@
 
 #include "rollup.h"
 #include "store_int.h"
+#include "topk.h"
 
 #define RANK_K 1000u    /* rows kept per metric: queries with a larger limit merge */
 #define RANK_METRICS 3  /* bytes, packets, flows: enum top_order's order */
@@ -53,6 +54,11 @@ bool rank_continues(const struct rank_build *rb, uint32_t bucket, unsigned dim);
 /* What was collected can no longer be trusted (a failed slice, a late delta). */
 void rank_invalidate(struct rank_build *rb);
 void rank_offer(struct rank_build *rb, const uint8_t *key, const uint64_t c[RC_COUNT]);
+/* The collection's rows for metric m, best first (sorted in place, so
+ * offer nothing more): *n of them, valid until the next rank_begin; and
+ * the number of groups offered. NULL when the collection is not active. */
+const struct topk_ent *rank_rows(struct rank_build *rb, unsigned m, size_t *n,
+                                 uint64_t *groups);
 /* Stores the ranking of the collection in progress, if complete, in txn. */
 int rank_put(struct rank_build *rb, MDB_txn *txn, MDB_dbi db);
 /* Deletes the stored ranking of (bucket, dim), if any. */

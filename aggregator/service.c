@@ -28,9 +28,14 @@
 #include "log.h"
 #include "answer.h"
 #include "query.h"
+#include "trail.h"
 
 #define DAY_NS (86400 * NS_PER_SEC)
 #define WORKER_POLL_MS 100     /* how soon a worker notices service_stop */
+/* How often the trailing ranking's thread looks whether a build is due
+ * (trail.h): data moves on by the minute, and a build spends at most a
+ * tenth of the time anyway. */
+#define SERVICE_TRAIL_POLL_NS (5 * NS_PER_SEC)
 #define WORKER_SEND_TIMEOUT_MS 1000 /* an answer the ingest thread cannot take is dropped */
 
 /* Packs the answer; rows are dropped from the end (truncated) until it
@@ -161,6 +166,7 @@ struct service {
     char jobs_ep[64], replies_ep[64];
     pthread_t threads[SERVICE_MAX_THREADS];
     unsigned nthreads;
+    struct trail_thread *trail; /* keeps the standing trailing ranking for `top` */
     atomic_bool stopping;
     _Atomic uint64_t queries, failed, truncated, busy;
 };
@@ -326,6 +332,10 @@ struct service *service_start(void *zmq_ctx, struct store *st, unsigned threads,
             goto fail;
         }
     }
+    if (!(sv->trail = trail_thread_start(st, SERVICE_TRAIL_POLL_NS))) {
+        snprintf(err, errlen, "query service: cannot start the trailing ranking's thread");
+        goto fail;
+    }
     return sv;
 fail:
     service_stop(sv);
@@ -388,6 +398,7 @@ void service_stop(struct service *sv)
     if (!sv)
         return;
     atomic_store(&sv->stopping, true);
+    trail_thread_stop(sv->trail);
     for (unsigned i = 0; i < sv->nthreads; i++)
         pthread_join(sv->threads[i], NULL);
     if (sv->jobs)

@@ -9,7 +9,9 @@
  * the analyst with service_take_reply(). Handing over is inproc PUSH/PULL:
  * bounded (SERVICE_QUEUE_PER_THREAD waiting requests per worker), never
  * blocking the ingest thread: when every worker is busy the request is
- * answered "busy" at once.
+ * answered "busy" at once. The service also runs the thread that keeps the
+ * standing trailing ranking (trail.h), so `top` over the last day is
+ * answered in milliseconds.
  *
  * Query kinds and their arguments (QueryRequest.args; every value is text,
  * every argument optional, anything else is refused with a message):

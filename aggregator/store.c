@@ -37,6 +37,7 @@
 #include "rank.h"
 #include "rollup.h"
 #include "store_int.h"
+#include "trail.h"
 
 #define GIB (UINT64_C(1) << 30)
 #define STORE_GROW_WAIT_NS (5 * NS_PER_SEC) /* longest a needed grow waits for queries */
@@ -452,13 +453,24 @@ static int agent_remember(struct store *s, const char *name, uint32_t id)
 struct apply_ctx {
     const struct contrib *c;
     size_t n;
+    uint64_t gen;       /* the generation the transaction commits */
+    int64_t max_end_ns; /* the newest record end once it has */
 };
 
+/* Under pend_lock, after the commit: the contributions join the pending
+ * rollups; one to a minute the standing ranking has already summed makes
+ * it stale (trail.h). */
 static void apply_after(struct store *s, void *arg)
 {
     const struct apply_ctx *ac = arg;
-    for (size_t i = 0; i < ac->n; i++)
-        rollup_pending_add(s->pend, &ac->c[i]);
+    uint32_t guard = s->trail_guard;
+    for (size_t i = 0; i < ac->n; i++) {
+        const struct contrib *c = &ac->c[i];
+        rollup_pending_add(s->pend, c);
+        if (!c->refs_only && ns_to_sec(c->end_ns) < guard)
+            s->trail_late_gen = ac->gen;
+    }
+    s->pend_max_end_ns = ac->max_end_ns;
 }
 
 /* Finishes a write transaction that journaled n rollup contributions (held
@@ -467,7 +479,8 @@ static void apply_after(struct store *s, void *arg)
  * the commit cannot fail (a committed record must reach them), commits, and
  * adds them. On an error before the commit the transaction is aborted.
  * Returns 0 or a store error code. */
-static int commit_contributions(struct store *s, MDB_txn *txn, uint64_t seq, size_t n)
+static int commit_contributions(struct store *s, MDB_txn *txn, uint64_t seq, size_t n,
+                                int64_t max_end_ns)
 {
     int rc;
     if ((rc = store__put_meta_u64(s, txn, META_SEQ, seq)) != 0 ||
@@ -478,7 +491,7 @@ static int commit_contributions(struct store *s, MDB_txn *txn, uint64_t seq, siz
     pthread_mutex_unlock(&s->pend_lock);
     if (rc)
         goto fail;
-    struct apply_ctx ac = {s->contribs, n};
+    struct apply_ctx ac = {s->contribs, n, s->gen + 1, max_end_ns};
     if ((rc = store__commit(s, txn, s->gen + 1, apply_after, &ac)) != 0)
         return rc;
     s->seq = seq;
@@ -768,7 +781,7 @@ static int apply_txn(struct store *s, const Vigil__FlowBatch *const *b,
         mdb_txn_abort(txn);
         return 0;
     }
-    if ((rc = commit_contributions(s, txn, seq, n)) != 0)
+    if ((rc = commit_contributions(s, txn, seq, n, max_end)) != 0)
         return rc;
     s->max_end_ns = max_end;
     for (size_t i = 0; i < nb; i++)
@@ -931,7 +944,7 @@ static int expire_open(struct store *s, unsigned *moved)
         mdb_txn_abort(txn);
         return 0;
     }
-    if ((rc = commit_contributions(s, txn, seq, n)) != 0)
+    if ((rc = commit_contributions(s, txn, seq, n, s->max_end_ns)) != 0)
         return rc;
     *moved = (unsigned)n;
     pthread_mutex_lock(&s->pend_lock);
@@ -1100,6 +1113,7 @@ static int load_state(struct store *s, char *err, size_t errlen)
         s->flows_last_sec = get_be32(k.mv_data);
         s->max_end_ns = (int64_t)s->flows_last_sec * NS_PER_SEC;
     }
+    s->pend_max_end_ns = s->max_end_ns;
     mdb_cursor_close(cur);
     cur = NULL;
     if (rc && rc != MDB_NOTFOUND)
@@ -1353,6 +1367,12 @@ struct store *store_open(const char *dir, const struct store_config *cfg, char *
         snprintf(err, errlen, "mutex");
         goto fail;
     }
+    if (pthread_mutex_init(&s->trail_build_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->pend_lock);
+        pthread_rwlock_destroy(&s->map_lock);
+        snprintf(err, errlen, "mutex");
+        goto fail;
+    }
     locks = true;
     if (env_open(s, err, errlen) != 0)
         goto fail;
@@ -1366,6 +1386,7 @@ fail:
     if (locks) {
         pthread_rwlock_destroy(&s->map_lock);
         pthread_mutex_destroy(&s->pend_lock);
+        pthread_mutex_destroy(&s->trail_build_lock);
     }
     rollup_pending_free(s->pend);
     rank_build_free(s->rank);
@@ -1388,8 +1409,10 @@ void store_close(struct store *s)
     }
     if (s->denv)
         mdb_env_close(s->denv);
+    trail_free_all(s);
     pthread_rwlock_destroy(&s->map_lock);
     pthread_mutex_destroy(&s->pend_lock);
+    pthread_mutex_destroy(&s->trail_build_lock);
     rollup_pending_free(s->pend);
     rank_build_free(s->rank);
     free(s->agents);

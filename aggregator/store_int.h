@@ -147,6 +147,7 @@ struct agent_slot {
 
 struct rollup_pending;
 struct rank_build;
+struct trail_rank;
 
 /* LMDB's largest key as built by default (mdb_env_get_maxkeysize): no key
  * of ours comes near it. */
@@ -180,6 +181,18 @@ struct store {
     struct rollup_pending *pend;
     uint64_t pend_gen;       /* META_GEN value that pend corresponds to */
     struct store_stats stats;
+    /* The standing trailing ranking (trail.h), all under pend_lock: the
+     * published one; contributions to a minute before trail_guard (the
+     * newest range end built or being built) mark trail_late_gen with the
+     * generation they commit in, so a ranking older than it is stale; the
+     * newest record end as of pend_gen. */
+    struct trail_rank *trail;
+    uint32_t trail_guard;
+    uint64_t trail_late_gen;
+    int64_t pend_max_end_ns;
+    uint64_t trail_builds, trail_dropped;
+    int64_t trail_took_ns;
+    pthread_mutex_t trail_build_lock; /* one build at a time */
     /* A grow that could not have map_lock (queries held it); the writer
      * grows at its next store__maybe_grow. */
     atomic_bool grow_wanted;

@@ -1,0 +1,474 @@
+/* trail.c — the standing trailing ranking (see trail.h). */
+#include "trail.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "err.h"
+#include "groupmerge.h"
+#include "log.h"
+#include "query_int.h"
+#include "rank.h"
+#include "sortkey.h"
+#include "store_int.h"
+#include "topk.h"
+
+/* A build that runs longer than this is dropped (it pins a snapshot). */
+#define TRAIL_BUILD_MAX_NS (300 * NS_PER_SEC)
+
+struct trail_dim {
+    uint64_t groups;
+    size_t n[RANK_METRICS];
+    struct topk_ent *best[RANK_METRICS]; /* best first */
+    uint16_t *bykey[RANK_METRICS];       /* indexes into best[m], key ascending */
+};
+
+struct trail_rank {
+    atomic_uint refs;
+    uint32_t since, until; /* [A, B), seconds */
+    uint64_t gen;          /* the generation of its snapshot */
+    struct rctr total;     /* all traffic in [A, B) */
+    struct trail_dim dim[DIM_COUNT];
+};
+_Static_assert(RANK_K <= 65536, "bykey indexes are 16 bits");
+
+static void trail_release(struct trail_rank *t)
+{
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    for (unsigned d = 0; d < DIM_COUNT; d++)
+        for (unsigned m = 0; m < RANK_METRICS; m++) {
+            free(t->dim[d].best[m]);
+            free(t->dim[d].bykey[m]);
+        }
+    free(t);
+}
+
+void trail_free_all(struct store *s)
+{
+    trail_release(s->trail);
+    s->trail = NULL;
+}
+
+/* B: the newest closed minute (records end close_grace after it), or 0. */
+static uint32_t closed_minute(const struct store *s)
+{
+    int64_t e = s->pend_max_end_ns - s->cfg.close_grace_ns;
+    return e > 0 ? floor_to(ns_to_sec(e), 60) : 0;
+}
+
+bool store_trail_due(struct store *s)
+{
+    pthread_mutex_lock(&s->pend_lock);
+    uint32_t b = closed_minute(s);
+    const struct trail_rank *t = s->trail;
+    bool due = b > TRAIL_SPAN_S && (!t || s->trail_late_gen > t->gen || b > t->until);
+    pthread_mutex_unlock(&s->pend_lock);
+    return due;
+}
+
+void store_trail_info(struct store *s, struct trail_info *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->pend_lock);
+    const struct trail_rank *t = s->trail;
+    if (t) {
+        out->present = true;
+        out->stale = s->trail_late_gen > t->gen;
+        out->since_ns = (int64_t)t->since * NS_PER_SEC;
+        out->until_ns = (int64_t)t->until * NS_PER_SEC;
+    }
+    out->took_ns = s->trail_took_ns;
+    out->builds = s->trail_builds;
+    out->dropped = s->trail_dropped;
+    pthread_mutex_unlock(&s->pend_lock);
+}
+
+/* Copies a dimension's finished collection into td. */
+static int keep_dim(struct trail_dim *td, struct rank_build *rb, unsigned klen)
+{
+    for (unsigned m = 0; m < RANK_METRICS; m++) {
+        size_t n = 0;
+        const struct topk_ent *rows = rank_rows(rb, m, &n, &td->groups);
+        if (!rows)
+            return VIGIL_EINVAL;
+        td->n[m] = n;
+        td->best[m] = malloc((n ? n : 1) * sizeof *td->best[m]);
+        td->bykey[m] = malloc((n ? n : 1) * sizeof *td->bykey[m]);
+        struct sortkey *sk = malloc((n ? n : 1) * sizeof *sk);
+        if (!td->best[m] || !td->bykey[m] || !sk) {
+            free(sk);
+            return VIGIL_ENOMEM;
+        }
+        memcpy(td->best[m], rows, n * sizeof *rows);
+        for (size_t i = 0; i < n; i++) {
+            sortkey_words(sk[i].w, rows[i].key, klen);
+            sk[i].idx = (uint32_t)i;
+        }
+        sortkey_sort(sk, n, (klen + 7) / 8);
+        for (size_t i = 0; i < n; i++)
+            td->bykey[m][i] = (uint16_t)sk[i].idx;
+        free(sk);
+    }
+    return 0;
+}
+
+int store_trail_refresh(struct store *s, int64_t max_ns)
+{
+    struct pend_rows pend[DIM_COUNT];
+    struct tier_marks mk;
+    struct budget bud;
+    MDB_txn *txn;
+    int rc;
+
+    memset(pend, 0, sizeof pend);
+    pthread_mutex_lock(&s->trail_build_lock);
+    int64_t t0 = vigil_monotonic_ns();
+    if ((rc = store__snapshot_begin(s, &txn)) != 0) {
+        pthread_mutex_unlock(&s->trail_build_lock);
+        return rc;
+    }
+    /* pend_lock is held: the range, the guard, the pending minutes. */
+    uint32_t b = closed_minute(s), a = b - TRAIL_SPAN_S;
+    uint64_t gen = s->pend_gen;
+    bool go = (rc = store__read_marks(s, txn, &mk)) == 0 && b > TRAIL_SPAN_S &&
+              a >= mk.low[TIER_MINUTE];
+    if (go) {
+        if (b > s->trail_guard)
+            s->trail_guard = b;
+        for (unsigned d = 0; d < DIM_COUNT; d++)
+            pend_rows_copy(s, d, a, b, &pend[d]);
+    }
+    store__snapshot_unlock(s);
+
+    struct trail_rank *t = go ? calloc(1, sizeof *t) : NULL;
+    struct rank_build *rb = go ? rank_build_new() : NULL;
+    if (t)
+        atomic_init(&t->refs, 1);
+    if (go && (!t || !rb))
+        rc = VIGIL_ENOMEM;
+    budget_init(&bud, UINT64_MAX, max_ns > 0 ? max_ns : TRAIL_BUILD_MAX_NS);
+    for (unsigned d = 0; go && rc == 0 && d < DIM_COUNT; d++) {
+        struct gmerge gm;
+        uint8_t key[GROUP_KEY_MAX];
+        struct rctr plus, minus;
+        if ((rc = pend_rows_sum(&pend[d])) != 0 ||
+            (rc = gmerge_init(&gm, s, txn, d, &mk, &bud)) != 0)
+            break;
+        rank_begin(rb, a, d);
+        rc = gmerge_add_range(&gm, a, b, b, GM_PLUS);
+        gmerge_add_pending(&gm, &pend[d], GM_PLUS);
+        while (rc == 0 && (rc = gmerge_next(&gm, key, &plus, &minus)) == 1) {
+            rank_offer(rb, key, plus.v);
+            rc = 0;
+        }
+        if (d == DIM_APP)
+            t->total = gm.total[GM_PLUS];
+        gmerge_free(&gm);
+        if (rc == 0 && bud.hit)
+            break;
+        if (rc == 0)
+            rc = keep_dim(&t->dim[d], rb, dim_klen[d]);
+    }
+    store__snapshot_end(s, txn);
+    for (unsigned d = 0; d < DIM_COUNT; d++)
+        pend_rows_free(&pend[d]);
+    rank_build_free(rb);
+
+    int64_t took = vigil_monotonic_ns() - t0;
+    struct trail_rank *drop = t; /* what is released: the one built, or the one it replaces */
+    bool published = false;
+    if (go && rc == 0) {
+        t->since = a;
+        t->until = b;
+        t->gen = gen;
+        pthread_mutex_lock(&s->pend_lock);
+        s->trail_took_ns = took;
+        /* not if cut short, or if data came for a minute it summed meanwhile */
+        if (!bud.hit && s->trail_late_gen <= gen) {
+            drop = s->trail;
+            s->trail = t;
+            s->trail_builds++;
+            published = true;
+        } else {
+            s->trail_dropped++;
+        }
+        pthread_mutex_unlock(&s->pend_lock);
+        if (bud.hit)
+            log_warn("store: the trailing ranking took over %lld s: dropped",
+                     (long long)((max_ns > 0 ? max_ns : TRAIL_BUILD_MAX_NS) / NS_PER_SEC));
+    }
+    trail_release(drop);
+    pthread_mutex_unlock(&s->trail_build_lock);
+    if (published)
+        log_debug("store: trailing ranking of [%u, %u) built in %.0f ms", (unsigned)a,
+                  (unsigned)b, (double)took / 1e6);
+    return rc;
+}
+
+/* ---- answering ------------------------------------------------------------------ */
+
+/* Can t answer [from, to): each edge within TRAIL_MAX_SHIFT_S of its own
+ * (the data after B counts only up to the newest record), and the minutes
+ * between still stored as minutes. */
+static bool near(const struct trail_rank *t, uint32_t from, uint32_t to,
+                 const struct tier_marks *mk, int64_t newest_ns)
+{
+    uint32_t lead = from > t->since ? from - t->since : t->since - from, tail;
+    if (to > t->until) { /* minutes added: those with data */
+        uint32_t data_end = ceil_to(clamp_sec(newest_ns) + 1, 60);
+        uint32_t e = to < data_end ? to : data_end;
+        tail = e > t->until ? e - t->until : 0;
+    } else {
+        tail = t->until - to;
+    }
+    uint32_t low = from < t->since ? from : t->since;
+    return lead <= TRAIL_MAX_SHIFT_S && tail <= TRAIL_MAX_SHIFT_S && low >= mk->low[TIER_MINUTE];
+}
+
+/* The best `limit` of the exact figures, and what bounds the rest. */
+struct pick {
+    struct topk_ent *heap;
+    size_t n, limit;
+    unsigned klen;
+    enum top_order order;
+    uint64_t groups;  /* groups with traffic in range, when the ranking lists all */
+    bool broken;      /* figures that cannot be (more taken out than there was) */
+};
+
+static void pick_offer(struct pick *p, const uint8_t *key, const struct rctr *c)
+{
+    bool any = false;
+    for (int j = 0; j < RC_COUNT; j++)
+        any |= c->v[j] != 0;
+    if (!any) /* all its traffic lay in the minutes left out */
+        return;
+    p->groups++;
+    topk_offer(p->heap, &p->n, p->limit, key, c, rank_metric(c->v, (unsigned)p->order), p->klen);
+}
+
+/* c = c + plus - minus; false if minus exceeds it anywhere. */
+static bool apply_delta(struct rctr *c, const struct rctr *plus, const struct rctr *minus)
+{
+    for (int j = 0; j < RC_COUNT; j++) {
+        if (c->v[j] + plus->v[j] < minus->v[j])
+            return false;
+        c->v[j] = c->v[j] + plus->v[j] - minus->v[j];
+    }
+    return true;
+}
+
+int trail_top(struct store *s, const struct top_query *q, struct top_result *out)
+{
+    unsigned dim = (unsigned)q->group, m = (unsigned)q->order, klen = dim_klen[dim];
+    struct pend_rows pp = {0}, pm = {0};
+    struct tier_marks mk;
+    struct trail_rank *t = NULL;
+    struct budget bud;
+    MDB_txn *txn;
+    uint32_t from = 0, to = 0;
+    int rc;
+
+    if (q->limit > RANK_K)
+        return 1;
+    budget_init(&bud, q->max_rows, q->max_ns);
+    if ((rc = store__snapshot_begin(s, &txn)) != 0)
+        return rc;
+    if ((rc = store__read_marks(s, txn, &mk)) == 0 && s->trail &&
+        s->trail_late_gen <= s->trail->gen) {
+        top_range(q, &mk, &from, &to);
+        if (near(s->trail, from, to, &mk, s->pend_max_end_ns)) {
+            t = s->trail;
+            atomic_fetch_add(&t->refs, 1);
+            /* pending rows of the minutes added and of those left out */
+            if (from < t->since)
+                pend_rows_copy(s, dim, from, t->since, &pp);
+            else
+                pend_rows_copy(s, dim, t->since, from, &pm);
+            if (to > t->until)
+                pend_rows_copy(s, dim, t->until, to, &pp);
+            else
+                pend_rows_copy(s, dim, to, t->until, &pm);
+        }
+    }
+    store__snapshot_unlock(s);
+    if (rc || !t) {
+        store__snapshot_end(s, txn);
+        return rc ? rc : 1;
+    }
+
+    const struct trail_dim *td = &t->dim[dim];
+    size_t nmem = td->n[m];
+    const struct topk_ent *mem = td->best[m];
+    bool complete = td->groups == nmem; /* every group of [A, B) is listed */
+    uint64_t theta = complete || nmem == 0 ? 0 : mem[nmem - 1].m;
+    uint64_t max_bound = theta; /* the most an unlisted group can have */
+    struct pick pk = {malloc(q->limit * sizeof *pk.heap), 0, q->limit, klen, q->order, 0, false};
+    struct gmerge gm;
+    bool gm_open = false;
+    if (!pk.heap)
+        rc = VIGIL_ENOMEM;
+    if (rc == 0 && (rc = pend_rows_sum(&pp)) == 0 && (rc = pend_rows_sum(&pm)) == 0 &&
+        (rc = gmerge_init(&gm, s, txn, dim, &mk, &bud)) == 0) {
+        gm_open = true;
+        if (from < t->since)
+            rc = gmerge_add_range(&gm, from, t->since, t->since, GM_PLUS);
+        else
+            rc = gmerge_add_range(&gm, t->since, from, from, GM_MINUS);
+        if (rc == 0 && to > t->until)
+            rc = gmerge_add_range(&gm, t->until, to, to, GM_PLUS);
+        else if (rc == 0)
+            rc = gmerge_add_range(&gm, to, t->until, t->until, GM_MINUS);
+        gmerge_add_pending(&gm, &pp, GM_PLUS);
+        gmerge_add_pending(&gm, &pm, GM_MINUS);
+    }
+    /* The changed groups in key order, beside the listed ones in key order. */
+    size_t j = 0;
+    uint8_t key[GROUP_KEY_MAX];
+    struct rctr plus, minus;
+    while (rc == 0 && (rc = gmerge_next(&gm, key, &plus, &minus)) == 1) {
+        rc = 0;
+        int c = 1;
+        for (; j < nmem && (c = memcmp(mem[td->bykey[m][j]].key, key, klen)) < 0; j++)
+            pick_offer(&pk, mem[td->bykey[m][j]].key, &mem[td->bykey[m][j]].c); /* unchanged */
+        struct rctr fig = {{0}};
+        if (j < nmem && c == 0) { /* listed: exact */
+            fig = mem[td->bykey[m][j++]].c;
+            pk.broken |= !apply_delta(&fig, &plus, &minus);
+            pick_offer(&pk, key, &fig);
+        } else if (complete) { /* not in [A, B) at all: exact too */
+            pk.broken |= !apply_delta(&fig, &plus, &minus);
+            pick_offer(&pk, key, &fig);
+        } else { /* at most theta in [A, B) */
+            uint64_t add = rank_metric(plus.v, m), cut = rank_metric(minus.v, m);
+            if (cut > theta)
+                pk.broken = true;
+            else if (theta - cut + add > max_bound)
+                max_bound = theta - cut + add;
+        }
+    }
+    for (; rc == 0 && j < nmem; j++)
+        pick_offer(&pk, mem[td->bykey[m][j]].key, &mem[td->bykey[m][j]].c);
+
+    struct rctr total = t->total;
+    if (rc == 0 && !bud.hit && !pk.broken && !apply_delta(&total, &gm.total[GM_PLUS],
+                                                          &gm.total[GM_MINUS]))
+        pk.broken = true;
+    /* Exact when the ranking lists every group, or when no unlisted group
+     * can reach the last row kept. */
+    bool exact = rc == 0 && !bud.hit && !pk.broken &&
+                 (complete || (pk.n == q->limit && max_bound < pk.heap[0].m));
+    if (pk.broken)
+        log_warn("store: the trailing ranking of [%u, %u) disagrees with the rows: merging",
+                 (unsigned)t->since, (unsigned)t->until);
+    if (exact) {
+        topk_sort(pk.heap, pk.n, klen);
+        rc = top_fill(out, dim, q->order, pk.heap, pk.n, &total);
+    }
+    if (exact && rc == 0) {
+        out->groups = complete ? pk.groups : td->groups;
+        out->groups_approx = !complete;
+        out->standing = true;
+        out->since_ns = (int64_t)from * NS_PER_SEC;
+        out->until_ns = (int64_t)to * NS_PER_SEC;
+        memcpy(out->buckets, gm.buckets, sizeof out->buckets);
+        out->rows_read = bud.rows + nmem;
+    }
+    if (gm_open)
+        gmerge_free(&gm);
+    store__snapshot_end(s, txn);
+    pend_rows_free(&pp);
+    pend_rows_free(&pm);
+    free(pk.heap);
+    trail_release(t);
+    if (rc)
+        return rc;
+    return exact ? 0 : 1;
+}
+
+/* ---- the refresh thread ---------------------------------------------------------- */
+
+struct trail_thread {
+    struct store *s;
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping;
+    int64_t poll_ns;
+};
+
+static void *run(void *arg)
+{
+    struct trail_thread *tt = arg;
+    int64_t next_ok = 0;
+    pthread_mutex_lock(&tt->mu);
+    while (!tt->stopping) {
+        pthread_mutex_unlock(&tt->mu);
+        int64_t now = vigil_monotonic_ns();
+        if (now >= next_ok && store_trail_due(tt->s)) {
+            int rc = store_trail_refresh(tt->s, 0);
+            int64_t took = vigil_monotonic_ns() - now;
+            next_ok = now + 10 * took; /* builds take at most a tenth of the time */
+            if (rc)
+                log_warn("store: the trailing ranking could not be built: %s",
+                         vigil_strerror(rc));
+        }
+        pthread_mutex_lock(&tt->mu);
+        if (tt->stopping)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t at = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + tt->poll_ns;
+        ts.tv_sec = (time_t)(at / NS_PER_SEC);
+        ts.tv_nsec = (long)(at % NS_PER_SEC);
+        pthread_cond_timedwait(&tt->cv, &tt->mu, &ts);
+    }
+    pthread_mutex_unlock(&tt->mu);
+    return NULL;
+}
+
+struct trail_thread *trail_thread_start(struct store *s, int64_t poll_ns)
+{
+    struct trail_thread *tt = calloc(1, sizeof *tt);
+    pthread_condattr_t ca;
+    if (!tt)
+        return NULL;
+    tt->s = s;
+    tt->poll_ns = poll_ns > 0 ? poll_ns : NS_PER_SEC;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    bool ok = pthread_mutex_init(&tt->mu, NULL) == 0;
+    if (ok && pthread_cond_init(&tt->cv, &ca) != 0) {
+        pthread_mutex_destroy(&tt->mu);
+        ok = false;
+    }
+    pthread_condattr_destroy(&ca);
+    if (ok && pthread_create(&tt->tid, NULL, run, tt) != 0) {
+        pthread_cond_destroy(&tt->cv);
+        pthread_mutex_destroy(&tt->mu);
+        ok = false;
+    }
+    if (!ok) {
+        free(tt);
+        return NULL;
+    }
+    return tt;
+}
+
+void trail_thread_stop(struct trail_thread *tt)
+{
+    if (!tt)
+        return;
+    pthread_mutex_lock(&tt->mu);
+    tt->stopping = true;
+    pthread_cond_signal(&tt->cv);
+    pthread_mutex_unlock(&tt->mu);
+    pthread_join(tt->tid, NULL);
+    pthread_cond_destroy(&tt->cv);
+    pthread_mutex_destroy(&tt->mu);
+    free(tt);
+}
