@@ -422,11 +422,39 @@ static double median(double *v, unsigned n)
     return n ? v[n / 2] : 0;
 }
 
+/* Do two answers list the same rows with the same figures? */
+static bool same_rows(const struct top_result *a, const struct top_result *b)
+{
+    if (a->n != b->n || memcmp(&a->total, &b->total, sizeof a->total) != 0)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (memcmp(&a->rows[i].key, &b->rows[i].key, sizeof a->rows[i].key) != 0 ||
+            memcmp(&a->rows[i].c, &b->rows[i].c, sizeof a->rows[i].c) != 0)
+            return false;
+    return true;
+}
+
+/* Times a top-20 by bytes; keep (if not NULL) receives the answer, then
+ * complete however long it takes, and an answer in expect (if it holds
+ * one) must equal it. */
+static void time_top_vs(struct store *s, const struct opts *o, enum top_group grp,
+                        const char *name, int64_t since, int64_t until, const char *span,
+                        struct top_result *keep, const struct top_result *expect);
+
 static void time_top(struct store *s, const struct opts *o, enum top_group grp, const char *name,
                      int64_t since, int64_t until, const char *span)
 {
+    time_top_vs(s, o, grp, name, since, until, span, NULL, NULL);
+}
+
+static void time_top_vs(struct store *s, const struct opts *o, enum top_group grp,
+                        const char *name, int64_t since, int64_t until, const char *span,
+                        struct top_result *keep, const struct top_result *expect)
+{
     struct top_query q = {.group = grp, .order = TOP_BY_BYTES, .since_ns = since,
                           .until_ns = until, .limit = 20};
+    if (keep) /* a reference answer: not cut short by the default 2 s bound */
+        q.max_ns = 300 * NS_PER_SEC;
     struct top_result r;
     double ms[64];
     unsigned reps = o->reps < 64 ? o->reps : 64;
@@ -470,7 +498,13 @@ static void time_top(struct store *s, const struct opts *o, enum top_group grp, 
            r.standing ? ", from the standing ranking" : "",
            r.truncated ? ", TRUNCATED" : "", top1,
            r.n ? r.rows[0].share * 100 : 0.0);
-    top_result_free(&r);
+    if (expect && expect->rows && !expect->truncated)
+        printf("        the same rows and totals as the merge: %s\n",
+               same_rows(&r, expect) ? "yes" : "NO");
+    if (keep)
+        *keep = r;
+    else
+        top_result_free(&r);
 }
 
 static void time_flows(struct store *s, const struct opts *o, const char *name,
@@ -704,10 +738,12 @@ static double run_store(const struct opts *o, const char *dir, bool with_detect,
     /* queries over the last 24 h of data */
     int64_t until = g.t0_ns + g.span_ns + 60 * NS_PER_SEC, since = until - 24 * 3600 * NS_PER_SEC;
     /* merged row by row, before the standing ranking exists */
-    time_top(s, o, TOP_HOST, "host", since, until, "24h merge");
-    time_top(s, o, TOP_APP, "app", since, until, "24h merge");
-    time_top(s, o, TOP_PORT, "port", since, until, "24h merge");
-    time_top(s, o, TOP_PAIR, "pair", since, until, "24h merge");
+    struct top_result by_merge[TOP_GROUP_COUNT];
+    memset(by_merge, 0, sizeof by_merge);
+    time_top_vs(s, o, TOP_HOST, "host", since, until, "24h merge", &by_merge[TOP_HOST], NULL);
+    time_top_vs(s, o, TOP_APP, "app", since, until, "24h merge", &by_merge[TOP_APP], NULL);
+    time_top_vs(s, o, TOP_PORT, "port", since, until, "24h merge", &by_merge[TOP_PORT], NULL);
+    time_top_vs(s, o, TOP_PAIR, "pair", since, until, "24h merge", &by_merge[TOP_PAIR], NULL);
     /* the standing trailing ranking (trail.h), as its thread builds it */
     double tb = now_s(), cb = cpu_s();
     int trc = store_trail_refresh(s, 0);
@@ -717,10 +753,12 @@ static double run_store(const struct opts *o, const char *dir, bool with_detect,
            "before the queries' until\n", now_s() - tb, cpu_s() - cb,
            trc ? ": " : "", trc ? vigil_strerror(trc) : "",
            (long long)((until - ti.until_ns) / NS_PER_SEC));
-    time_top(s, o, TOP_HOST, "host", since, until, "24h");
-    time_top(s, o, TOP_APP, "app", since, until, "24h");
-    time_top(s, o, TOP_PORT, "port", since, until, "24h");
-    time_top(s, o, TOP_PAIR, "pair", since, until, "24h");
+    time_top_vs(s, o, TOP_HOST, "host", since, until, "24h", NULL, &by_merge[TOP_HOST]);
+    time_top_vs(s, o, TOP_APP, "app", since, until, "24h", NULL, &by_merge[TOP_APP]);
+    time_top_vs(s, o, TOP_PORT, "port", since, until, "24h", NULL, &by_merge[TOP_PORT]);
+    time_top_vs(s, o, TOP_PAIR, "pair", since, until, "24h", NULL, &by_merge[TOP_PAIR]);
+    for (int i = 0; i < TOP_GROUP_COUNT; i++)
+        top_result_free(&by_merge[i]);
     /* the same a while after the build: the query's edges move on, the
      * minutes between are merged, signed */
     static const int shift_min[] = {10, 30};
