@@ -46,6 +46,21 @@ void pend_rows_copy(struct store *s, unsigned dim, uint32_t from, uint32_t to,
         rollup_pending_rows_in(s->pend, DIM_APP, from, to, pending_total_fn, p);
 }
 
+void pend_rows_add_contribs(struct pend_rows *p, unsigned dim, const struct contrib *c,
+                            size_t n)
+{
+    p->klen = dim_klen[dim];
+    for (size_t i = 0; i < n; i++) {
+        uint8_t keys[2][32];
+        struct rctr ctr[2];
+        unsigned k = rollup_groups(&c[i], dim, keys, ctr);
+        for (unsigned j = 0; j < k; j++)
+            pending_row_fn(keys[j], &ctr[j], p);
+        if (dim != DIM_APP && rollup_groups(&c[i], DIM_APP, keys, ctr) == 1)
+            rctr_add(&p->total, &ctr[0]);
+    }
+}
+
 int pend_rows_sum(struct pend_rows *p)
 {
     if (p->nomem)

@@ -42,6 +42,10 @@ struct pend_rows {
  * rows' totals). Call under pend_lock; check nomem afterwards. */
 void pend_rows_copy(struct store *s, unsigned dim, uint32_t from, uint32_t to,
                     struct pend_rows *p);
+/* Appends the rows of dim the n contributions add to (and, unless dim is
+ * app, their totals). */
+void pend_rows_add_contribs(struct pend_rows *p, unsigned dim, const struct contrib *c,
+                            size_t n);
 /* Sorts by key and sums rows of the same group. Returns 0 or VIGIL_ENOMEM. */
 int pend_rows_sum(struct pend_rows *p);
 void pend_rows_free(struct pend_rows *p);

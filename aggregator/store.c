@@ -76,6 +76,7 @@ void store_config_defaults(struct store_config *cfg)
     cfg->compact_slice_rows = 50000;
     cfg->open_stale_ns = 600 * NS_PER_SEC;
     cfg->open_sweep_ns = 60 * NS_PER_SEC;
+    cfg->trail_late_max = 131072;
 }
 
 /* ---- error mapping, meta, commit ----------------------------------------- */
@@ -453,22 +454,18 @@ static int agent_remember(struct store *s, const char *name, uint32_t id)
 struct apply_ctx {
     const struct contrib *c;
     size_t n;
-    uint64_t gen;       /* the generation the transaction commits */
-    int64_t max_end_ns; /* the newest record end once it has */
+    int64_t max_end_ns; /* the newest record end once it has committed */
 };
 
 /* Under pend_lock, after the commit: the contributions join the pending
- * rollups; one to a minute the standing ranking has already summed makes
- * it stale (trail.h). */
+ * rollups, and the standing ranking notes those to minutes it has summed
+ * already (trail.h). */
 static void apply_after(struct store *s, void *arg)
 {
     const struct apply_ctx *ac = arg;
-    uint32_t guard = s->trail_guard;
     for (size_t i = 0; i < ac->n; i++) {
-        const struct contrib *c = &ac->c[i];
-        rollup_pending_add(s->pend, c);
-        if (!c->refs_only && ns_to_sec(c->end_ns) < guard)
-            s->trail_late_gen = ac->gen;
+        rollup_pending_add(s->pend, &ac->c[i]);
+        trail_note(s, &ac->c[i]);
     }
     s->pend_max_end_ns = ac->max_end_ns;
 }
@@ -491,7 +488,7 @@ static int commit_contributions(struct store *s, MDB_txn *txn, uint64_t seq, siz
     pthread_mutex_unlock(&s->pend_lock);
     if (rc)
         goto fail;
-    struct apply_ctx ac = {s->contribs, n, s->gen + 1, max_end_ns};
+    struct apply_ctx ac = {s->contribs, n, max_end_ns};
     if ((rc = store__commit(s, txn, s->gen + 1, apply_after, &ac)) != 0)
         return rc;
     s->seq = seq;
@@ -1307,6 +1304,7 @@ static void cfg_fill(struct store_config *out, const struct store_config *in)
     DEF(pending_max_rows)
     DEF(compact_slice_rows)
     DEF(open_stale_ns)
+    DEF(trail_late_max)
 #undef DEF
     if (out->map_grow_pct == 0 || out->map_grow_pct > 95)
         out->map_grow_pct = d.map_grow_pct;

@@ -65,6 +65,8 @@ struct store_config {
                                     for this long (data time: behind the newest record),
                                     is stored as it is (default 600 s: ten active timeouts) */
     int64_t open_sweep_ns;       /* how often store_tick looks for them (default 60 s) */
+    uint32_t trail_late_max;     /* late records the standing trailing ranking carries
+                                    before it goes stale (trail.h; default 131,072: ~14 MB) */
 };
 
 /* Fills *cfg with the defaults above. */

@@ -181,14 +181,11 @@ struct store {
     struct rollup_pending *pend;
     uint64_t pend_gen;       /* META_GEN value that pend corresponds to */
     struct store_stats stats;
-    /* The standing trailing ranking (trail.h), all under pend_lock: the
-     * published one; contributions to a minute before trail_guard (the
-     * newest range end built or being built) mark trail_late_gen with the
-     * generation they commit in, so a ranking older than it is stale; the
-     * newest record end as of pend_gen. */
-    struct trail_rank *trail;
-    uint32_t trail_guard;
-    uint64_t trail_late_gen;
+    /* The standing trailing ranking (trail.h), under pend_lock: the one
+     * published and the one being built (each keeps the contributions
+     * committed after its snapshot to a minute it summed); the newest
+     * record end as of pend_gen; build counters. */
+    struct trail_rank *trail, *trail_building;
     int64_t pend_max_end_ns;
     uint64_t trail_builds, trail_dropped;
     int64_t trail_took_ns;

@@ -30,9 +30,13 @@ struct trail_dim {
 struct trail_rank {
     atomic_uint refs;
     uint32_t since, until; /* [A, B), seconds */
-    uint64_t gen;          /* the generation of its snapshot */
     struct rctr total;     /* all traffic in [A, B) */
     struct trail_dim dim[DIM_COUNT];
+    /* Under pend_lock: contributions committed after its snapshot to a
+     * minute in [A, B) (late records); stale once they did not fit. */
+    struct contrib *late;
+    size_t nlate, late_cap;
+    bool stale;
 };
 _Static_assert(RANK_K <= 65536, "bykey indexes are 16 bits");
 
@@ -45,7 +49,38 @@ static void trail_release(struct trail_rank *t)
             free(t->dim[d].best[m]);
             free(t->dim[d].bykey[m]);
         }
+    free(t->late);
     free(t);
+}
+
+/* Keeps c in t's late list if it adds to a minute t summed (at most max). */
+static void note_late(struct trail_rank *t, const struct contrib *c, size_t max)
+{
+    uint32_t sec = ns_to_sec(c->end_ns);
+    if (!t || t->stale || c->refs_only || sec < t->since || sec >= t->until)
+        return;
+    if (t->nlate == t->late_cap) {
+        size_t cap = t->late_cap ? t->late_cap * 2 : 256;
+        if (cap > max && t->late_cap < max)
+            cap = max;
+        struct contrib *n = cap <= max ? realloc(t->late, cap * sizeof *n) : NULL;
+        if (!n) { /* the ranking can no longer be corrected: merge until the next */
+            free(t->late);
+            t->late = NULL;
+            t->nlate = t->late_cap = 0;
+            t->stale = true;
+            return;
+        }
+        t->late = n;
+        t->late_cap = cap;
+    }
+    t->late[t->nlate++] = *c;
+}
+
+void trail_note(struct store *s, const struct contrib *c)
+{
+    note_late(s->trail, c, s->cfg.trail_late_max);
+    note_late(s->trail_building, c, s->cfg.trail_late_max);
 }
 
 void trail_free_all(struct store *s)
@@ -66,7 +101,7 @@ bool store_trail_due(struct store *s)
     pthread_mutex_lock(&s->pend_lock);
     uint32_t b = closed_minute(s);
     const struct trail_rank *t = s->trail;
-    bool due = b > TRAIL_SPAN_S && (!t || s->trail_late_gen > t->gen || b > t->until);
+    bool due = b > TRAIL_SPAN_S && (!t || t->stale || b > t->until);
     pthread_mutex_unlock(&s->pend_lock);
     return due;
 }
@@ -78,7 +113,8 @@ void store_trail_info(struct store *s, struct trail_info *out)
     const struct trail_rank *t = s->trail;
     if (t) {
         out->present = true;
-        out->stale = s->trail_late_gen > t->gen;
+        out->stale = t->stale;
+        out->late = t->nlate;
         out->since_ns = (int64_t)t->since * NS_PER_SEC;
         out->until_ns = (int64_t)t->until * NS_PER_SEC;
     }
@@ -128,29 +164,29 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
     memset(pend, 0, sizeof pend);
     pthread_mutex_lock(&s->trail_build_lock);
     int64_t t0 = vigil_monotonic_ns();
-    if ((rc = store__snapshot_begin(s, &txn)) != 0) {
+    struct trail_rank *t = calloc(1, sizeof *t);
+    struct rank_build *rb = rank_build_new();
+    if (!t || !rb || (rc = store__snapshot_begin(s, &txn)) != 0) {
+        free(t);
+        rank_build_free(rb);
         pthread_mutex_unlock(&s->trail_build_lock);
-        return rc;
+        return t && rb ? rc : VIGIL_ENOMEM;
     }
-    /* pend_lock is held: the range, the guard, the pending minutes. */
+    atomic_init(&t->refs, 1);
+    /* pend_lock is held: the range, the pending minutes; from now on the
+     * writer keeps what it adds to them in t->late. */
     uint32_t b = closed_minute(s), a = b - TRAIL_SPAN_S;
-    uint64_t gen = s->pend_gen;
     bool go = (rc = store__read_marks(s, txn, &mk)) == 0 && b > TRAIL_SPAN_S &&
               a >= mk.low[TIER_MINUTE];
     if (go) {
-        if (b > s->trail_guard)
-            s->trail_guard = b;
+        t->since = a;
+        t->until = b;
+        s->trail_building = t;
         for (unsigned d = 0; d < DIM_COUNT; d++)
             pend_rows_copy(s, d, a, b, &pend[d]);
     }
     store__snapshot_unlock(s);
 
-    struct trail_rank *t = go ? calloc(1, sizeof *t) : NULL;
-    struct rank_build *rb = go ? rank_build_new() : NULL;
-    if (t)
-        atomic_init(&t->refs, 1);
-    if (go && (!t || !rb))
-        rc = VIGIL_ENOMEM;
     budget_init(&bud, UINT64_MAX, max_ns > 0 ? max_ns : TRAIL_BUILD_MAX_NS);
     for (unsigned d = 0; go && rc == 0 && d < DIM_COUNT; d++) {
         struct gmerge gm;
@@ -182,14 +218,11 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
     int64_t took = vigil_monotonic_ns() - t0;
     struct trail_rank *drop = t; /* what is released: the one built, or the one it replaces */
     bool published = false;
+    pthread_mutex_lock(&s->pend_lock);
+    s->trail_building = NULL;
     if (go && rc == 0) {
-        t->since = a;
-        t->until = b;
-        t->gen = gen;
-        pthread_mutex_lock(&s->pend_lock);
         s->trail_took_ns = took;
-        /* not if cut short, or if data came for a minute it summed meanwhile */
-        if (!bud.hit && s->trail_late_gen <= gen) {
+        if (!bud.hit && !t->stale) {
             drop = s->trail;
             s->trail = t;
             s->trail_builds++;
@@ -197,11 +230,11 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
         } else {
             s->trail_dropped++;
         }
-        pthread_mutex_unlock(&s->pend_lock);
-        if (bud.hit)
-            log_warn("store: the trailing ranking took over %lld s: dropped",
-                     (long long)((max_ns > 0 ? max_ns : TRAIL_BUILD_MAX_NS) / NS_PER_SEC));
     }
+    pthread_mutex_unlock(&s->pend_lock);
+    if (go && rc == 0 && bud.hit)
+        log_warn("store: the trailing ranking took over %lld s: dropped",
+                 (long long)((max_ns > 0 ? max_ns : TRAIL_BUILD_MAX_NS) / NS_PER_SEC));
     trail_release(drop);
     pthread_mutex_unlock(&s->trail_build_lock);
     if (published)
@@ -278,13 +311,14 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     budget_init(&bud, q->max_rows, q->max_ns);
     if ((rc = store__snapshot_begin(s, &txn)) != 0)
         return rc;
-    if ((rc = store__read_marks(s, txn, &mk)) == 0 && s->trail &&
-        s->trail_late_gen <= s->trail->gen) {
+    if ((rc = store__read_marks(s, txn, &mk)) == 0 && s->trail && !s->trail->stale) {
         top_range(q, &mk, &from, &to);
         if (near(s->trail, from, to, &mk, s->pend_max_end_ns)) {
             t = s->trail;
             atomic_fetch_add(&t->refs, 1);
-            /* pending rows of the minutes added and of those left out */
+            /* what came late for its minutes, and the pending rows of the
+             * minutes added and of those left out */
+            pend_rows_add_contribs(&pp, dim, t->late, t->nlate);
             if (from < t->since)
                 pend_rows_copy(s, dim, from, t->since, &pp);
             else
@@ -343,12 +377,12 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
         } else if (complete) { /* not in [A, B) at all: exact too */
             pk.broken |= !apply_delta(&fig, &plus, &minus);
             pick_offer(&pk, key, &fig);
-        } else { /* at most theta in [A, B) */
+        } else { /* at most theta in [A, B) as summed */
             uint64_t add = rank_metric(plus.v, m), cut = rank_metric(minus.v, m);
-            if (cut > theta)
+            if (cut > theta + add)
                 pk.broken = true;
-            else if (theta - cut + add > max_bound)
-                max_bound = theta - cut + add;
+            else if (theta + add - cut > max_bound)
+                max_bound = theta + add - cut;
         }
     }
     for (; rc == 0 && j < nmem; j++)

@@ -29,10 +29,11 @@
  * is exact too; otherwise `groups` is that of [A, B) and groups_approx is
  * set.
  *
- * Staleness: contributions to a minute before B after the ranking's
- * snapshot (late records, a spool drained after an outage) make it stale
- * (trail_late_gen, set on the writer's commit under pend_lock); queries
- * then merge until the next refresh. Flushes, compaction and retention
+ * Late data: records committed after the ranking's snapshot for a minute
+ * in [A, B) (a long idle timeout, a spool drained after an outage) are
+ * kept beside it (trail_note, on the writer's commit under pend_lock) and
+ * count as added minutes; past cfg.trail_late_max of them it goes stale and
+ * queries merge until the next build. Flushes, compaction and retention
  * move rows between tiers without changing any minute's sums. */
 #ifndef VIGIL_TRAIL_H
 #define VIGIL_TRAIL_H
@@ -49,9 +50,9 @@ struct store;
 struct trail_rank;
 
 /* Builds the ranking of [B - 24 h, B), B the newest closed minute, in one
- * snapshot, and publishes it unless data arrived for a minute before B in
- * the meantime. max_ns bounds the time taken (0: no bound); past it the
- * build is dropped. Returns 0 (also when there is no data yet, or the
+ * snapshot, and publishes it unless it went stale meanwhile. max_ns bounds
+ * the time taken (0: a built-in bound of minutes); past it the build is
+ * dropped. Returns 0 (also when there is no data yet, or the
  * minute rows of the range are expired), or a negative code. Any thread;
  * builds are serialized. */
 int store_trail_refresh(struct store *s, int64_t max_ns);
@@ -62,6 +63,7 @@ bool store_trail_due(struct store *s);
 
 struct trail_info {
     bool present, stale;
+    size_t late;                /* late contributions it carries */
     int64_t since_ns, until_ns; /* its range [A, B) */
     int64_t took_ns;            /* how long its build took */
     uint64_t builds, dropped;   /* built and published; built and found stale or cut */
@@ -72,6 +74,11 @@ void store_trail_info(struct store *s, struct trail_info *out);
  * *out filled (standing set), 1 when it cannot (the caller merges), or a
  * negative code. */
 int trail_top(struct store *s, const struct top_query *q, struct top_result *out);
+
+struct contrib;
+/* The writer, under pend_lock, for each contribution it committed: kept
+ * by the rankings (published and being built) whose minutes it adds to. */
+void trail_note(struct store *s, const struct contrib *c);
 
 /* Releases the published ranking (store_close). */
 void trail_free_all(struct store *s);
