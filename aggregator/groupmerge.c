@@ -170,8 +170,11 @@ static int grow_streams(struct gmerge *m, size_t more)
     return 0;
 }
 
-/* Adds a stream per part of every bucket of tier in [from, to). */
-static int add_streams(struct gmerge *m, unsigned tier, uint32_t from, uint32_t to, unsigned sign)
+/* Calls fn for every part of every bucket of tier in [from, to). */
+static int walk_parts(struct gmerge *m, unsigned tier, uint32_t from, uint32_t to,
+                      int (*fn)(struct gmerge *m, unsigned tier, uint32_t bucket, uint8_t part,
+                                void *ctx),
+                      void *ctx)
 {
     MDB_cursor *cur = m->curs[tier];
     uint8_t kb[4];
@@ -186,16 +189,8 @@ static int add_streams(struct gmerge *m, unsigned tier, uint32_t from, uint32_t 
         unsigned np;
         if ((rc = chunk_list_parts(cur, bucket, parts, &np)) != 0)
             break;
-        if ((rc = grow_streams(m, np)) != 0)
-            return rc;
-        for (unsigned p = 0; p < np && rc == 0; p++) {
-            struct chunk_stream *x = &m->st[m->nst];
-            rc = chunk_stream_seek(x, cur, bucket, parts[p], m->klen, NULL);
-            if (rc == 0 && x->valid) {
-                m->tier[m->nst] = (uint8_t)tier;
-                m->sign[m->nst++] = (uint8_t)sign;
-            }
-        }
+        for (unsigned p = 0; p < np && rc == 0; p++)
+            rc = fn(m, tier, bucket, parts[p], ctx);
         if (rc)
             break;
         /* next bucket */
@@ -209,6 +204,21 @@ static int add_streams(struct gmerge *m, unsigned tier, uint32_t from, uint32_t 
                                                                               : rc;
 }
 
+/* A stream over one part, added to the merge with sign *ctx. */
+static int add_stream(struct gmerge *m, unsigned tier, uint32_t bucket, uint8_t part, void *ctx)
+{
+    int rc = grow_streams(m, 1);
+    if (rc)
+        return rc;
+    struct chunk_stream *x = &m->st[m->nst];
+    rc = chunk_stream_seek(x, m->curs[tier], bucket, part, m->klen, NULL);
+    if (rc == 0 && x->valid) {
+        m->tier[m->nst] = (uint8_t)tier;
+        m->sign[m->nst++] = *(const uint8_t *)ctx;
+    }
+    return rc;
+}
+
 int gmerge_init(struct gmerge *m, struct store *s, MDB_txn *txn, unsigned dim,
                 const struct tier_marks *mk, struct budget *bud)
 {
@@ -220,7 +230,6 @@ int gmerge_init(struct gmerge *m, struct store *s, MDB_txn *txn, unsigned dim,
     m->dim = dim;
     m->klen = dim_klen[dim];
     m->nw = (m->klen + 7) / 8;
-    m->pin[0] = m->pin[1] = UINT32_MAX;
     for (unsigned t = 0; t < TIER_COUNT; t++) {
         int rc = mdb_cursor_open(txn, s->db[rollup_db(t, dim)], &m->curs[t]);
         if (rc) {
@@ -241,7 +250,8 @@ int gmerge_add_range(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end,
             e += tier_secs[tier];
             m->buckets[tier]++;
         } while (e < to && piece_tier(e, end, m->mk) == tier);
-        rc = add_streams(m, tier, t, e, sign);
+        uint8_t sg = (uint8_t)sign;
+        rc = walk_parts(m, tier, t, e, add_stream, &sg);
         if (rc == 0 && m->dim != DIM_APP)
             rc = scan_totals(m, tier, t, e, &m->total[sign]);
         t = e;
@@ -252,8 +262,10 @@ int gmerge_add_range(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end,
 void gmerge_add_pending(struct gmerge *m, struct pend_rows *p, unsigned sign)
 {
     rctr_add(&m->total[sign], &p->total);
-    if (p->n)
-        m->pend[sign] = p;
+    if (p->n && m->npend < GM_MAX_PEND) {
+        m->psign[m->npend] = (uint8_t)sign;
+        m->pend[m->npend++] = p;
+    }
 }
 
 /* The current key of input x into its loser-tree words, or done. */
@@ -266,19 +278,16 @@ static void load_input(struct gmerge *m, uint32_t x)
             m->lt.done[x] = 1;
         return;
     }
-    unsigned sg = x == m->pin[GM_PLUS] ? GM_PLUS : GM_MINUS;
-    if (m->pi[sg] < m->pend[sg]->n)
-        sortkey_words(m->lt.w[x], m->pend[sg]->keys + m->pi[sg] * m->klen, m->klen);
+    size_t i = x - m->nst;
+    if (m->pi[i] < m->pend[i]->n)
+        sortkey_words(m->lt.w[x], m->pend[i]->keys + m->pi[i] * m->klen, m->klen);
     else
         m->lt.done[x] = 1;
 }
 
 static int start(struct gmerge *m)
 {
-    size_t k = m->nst;
-    for (unsigned sg = 0; sg < 2; sg++)
-        if (m->pend[sg])
-            m->pin[sg] = (uint32_t)k++;
+    size_t k = m->nst + m->npend;
     m->started = true;
     if (k == 0)
         return 0;
@@ -301,10 +310,10 @@ int gmerge_next(struct gmerge *m, uint8_t *key, struct rctr *plus, struct rctr *
     uint64_t gw[4];
     struct rctr sum[2] = {{{0}}, {{0}}};
     memcpy(gw, m->lt.w[x], sizeof gw);
-    memcpy(key, x < m->nst ? m->st[x].r.key
-                           : m->pend[x == m->pin[GM_PLUS] ? GM_PLUS : GM_MINUS]->keys +
-                                 m->pi[x == m->pin[GM_PLUS] ? GM_PLUS : GM_MINUS] * m->klen,
-           m->klen);
+    if (x < m->nst)
+        memcpy(key, m->st[x].r.key, m->klen);
+    else
+        memcpy(key, m->pend[x - m->nst]->keys + m->pi[x - m->nst] * m->klen, m->klen);
     do {
         if (!budget_take(m->bud))
             return 0;
@@ -316,8 +325,8 @@ int gmerge_next(struct gmerge *m, uint8_t *key, struct rctr *plus, struct rctr *
             if ((rc = chunk_stream_next(st, m->curs[m->tier[x]])) != 0)
                 return store__err(rc);
         } else {
-            unsigned sg = x == m->pin[GM_PLUS] ? GM_PLUS : GM_MINUS;
-            rctr_add(&sum[sg], &m->pend[sg]->ctr[m->pi[sg]++]);
+            size_t i = x - m->nst;
+            rctr_add(&sum[m->psign[i]], &m->pend[i]->ctr[m->pi[i]++]);
         }
         load_input(m, x);
         ltree_replay(&m->lt, x);
@@ -329,6 +338,71 @@ int gmerge_next(struct gmerge *m, uint8_t *key, struct rctr *plus, struct rctr *
     *plus = sum[GM_PLUS];
     *minus = sum[GM_MINUS];
     return 1;
+}
+
+struct lookup {
+    const uint8_t *key, *after; /* after: the key just before (NULL: none) */
+    struct rctr *out;
+};
+
+/* Adds the part's row of the looked-up key, if it has one. */
+static int lookup_part(struct gmerge *m, unsigned tier, uint32_t bucket, uint8_t part, void *ctx)
+{
+    struct lookup *lk = ctx;
+    struct chunk_stream x;
+    int rc = chunk_stream_seek(&x, m->curs[tier], bucket, part, m->klen, lk->after);
+    if (rc == 0 && x.valid && memcmp(x.r.key, lk->key, m->klen) == 0) {
+        struct rctr c;
+        if (!budget_take(m->bud))
+            return 0;
+        if (chunk_get_counters(x.pl, x.plen, c.v))
+            rctr_add(lk->out, &c);
+    }
+    return rc;
+}
+
+int gmerge_lookup(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end,
+                  const uint8_t *key, struct rctr *out)
+{
+    uint8_t before[GROUP_KEY_MAX];
+    bool has_before = false;
+    /* the greatest key below it: seeks land on the first entry after that */
+    memcpy(before, key, m->klen);
+    for (unsigned i = m->klen; i-- > 0;) {
+        if (before[i]-- != 0) {
+            has_before = true;
+            break;
+        }
+    }
+    struct lookup lk = {key, has_before ? before : NULL, out};
+    int rc = 0;
+    for (uint32_t t = from; rc == 0 && t < to && !m->bud->hit;) {
+        unsigned tier = piece_tier(t, end, m->mk);
+        uint32_t e = t;
+        do
+            e += tier_secs[tier];
+        while (e < to && piece_tier(e, end, m->mk) == tier);
+        rc = walk_parts(m, tier, t, e, lookup_part, &lk);
+        t = e;
+    }
+    return rc;
+}
+
+void pend_rows_lookup(const struct pend_rows *p, const uint8_t *key, struct rctr *out)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(p->keys + mid * p->klen, key, p->klen);
+        if (c == 0) {
+            rctr_add(out, &p->ctr[mid]);
+            return;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
 }
 
 void gmerge_free(struct gmerge *m)

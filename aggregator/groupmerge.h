@@ -51,6 +51,7 @@ int pend_rows_sum(struct pend_rows *p);
 void pend_rows_free(struct pend_rows *p);
 
 enum { GM_PLUS = 0, GM_MINUS = 1 };
+#define GM_MAX_PEND 4 /* pending-row inputs a merge takes */
 
 struct gmerge {
     struct store *s;
@@ -63,9 +64,9 @@ struct gmerge {
     uint8_t *tier;            /* the tier (cursor) each steps with */
     uint8_t *sign;            /* GM_PLUS or GM_MINUS */
     size_t nst, cap;
-    struct pend_rows *pend[2]; /* per sign, summed; NULL: none */
-    size_t pi[2];
-    uint32_t pin[2];           /* the merge input of each (UINT32_MAX: none) */
+    struct pend_rows *pend[GM_MAX_PEND]; /* summed; inputs nst.. of the merge */
+    uint8_t psign[GM_MAX_PEND];
+    size_t pi[GM_MAX_PEND], npend;
     struct ltree lt;
     bool started;
     unsigned buckets[TIER_COUNT]; /* buckets read per tier */
@@ -78,12 +79,19 @@ int gmerge_init(struct gmerge *m, struct store *s, MDB_txn *txn, unsigned dim,
  * them for a range ending at end (>= to), so minutes expired below
  * mk->low are the caller's to avoid. */
 int gmerge_add_range(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end, unsigned sign);
-/* Adds summed pending rows (pend_rows_sum) with sign; p must outlive m.
- * Their totals go to total[sign]. */
+/* Adds summed pending rows (pend_rows_sum) with sign, at most
+ * GM_MAX_PEND times; p must outlive m. Their totals go to total[sign]. */
 void gmerge_add_pending(struct gmerge *m, struct pend_rows *p, unsigned sign);
 /* The next group in key order: 1 (key, and its plus and minus sums), 0 at
  * the end or once the budget is hit (bud->hit), or a negative code. */
 int gmerge_next(struct gmerge *m, uint8_t *key, struct rctr *plus, struct rctr *minus);
+/* After the merge (or instead of it): adds to *out the stored rows of one
+ * group in [from, to), pieces as gmerge_add_range gives them, by seeking
+ * the key in every part. For a few groups: a seek per bucket part each. */
+int gmerge_lookup(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end,
+                  const uint8_t *key, struct rctr *out);
+/* The summed pending row of key in p, if any, added to *out. */
+void pend_rows_lookup(const struct pend_rows *p, const uint8_t *key, struct rctr *out);
 void gmerge_free(struct gmerge *m);
 
 static inline void rctr_add(struct rctr *t, const struct rctr *c)

@@ -295,10 +295,63 @@ static bool apply_delta(struct rctr *c, const struct rctr *plus, const struct rc
     return true;
 }
 
+/* Unlisted groups whose bound is highest (a host that just started a big
+ * transfer): looked up one by one if they could reach the answer. */
+#define TRAIL_RESOLVE_MAX 16
+
+struct unsure {
+    struct {
+        uint8_t key[GROUP_KEY_MAX];
+        struct rctr plus; /* what the merge added to it (late rows included) */
+        uint64_t bound;
+    } g[TRAIL_RESOLVE_MAX];
+    size_t n;
+    uint64_t rest; /* the highest bound of those not kept */
+};
+
+static void unsure_add(struct unsure *u, const uint8_t *key, unsigned klen,
+                       const struct rctr *plus, uint64_t bound)
+{
+    size_t i = u->n;
+    if (u->n == TRAIL_RESOLVE_MAX) {
+        i = 0;
+        for (size_t k = 1; k < u->n; k++)
+            if (u->g[k].bound < u->g[i].bound)
+                i = k;
+        if (bound <= u->g[i].bound) {
+            if (bound > u->rest)
+                u->rest = bound;
+            return;
+        }
+        if (u->g[i].bound > u->rest)
+            u->rest = u->g[i].bound;
+    } else {
+        u->n++;
+    }
+    memcpy(u->g[i].key, key, klen);
+    u->g[i].plus = *plus;
+    u->g[i].bound = bound;
+}
+
+/* The query's pending-row inputs, copied under pend_lock. */
+struct trail_pend {
+    struct pend_rows plus, minus; /* of the minutes added and left out */
+    struct pend_rows late;        /* the ranking's late contributions */
+    struct pend_rows mid;         /* of the minutes both share (lookups only) */
+};
+
+static void trail_pend_free(struct trail_pend *tp)
+{
+    pend_rows_free(&tp->plus);
+    pend_rows_free(&tp->minus);
+    pend_rows_free(&tp->late);
+    pend_rows_free(&tp->mid);
+}
+
 int trail_top(struct store *s, const struct top_query *q, struct top_result *out)
 {
     unsigned dim = (unsigned)q->group, m = (unsigned)q->order, klen = dim_klen[dim];
-    struct pend_rows pp = {0}, pm = {0};
+    struct trail_pend tp;
     struct tier_marks mk;
     struct trail_rank *t = NULL;
     struct budget bud;
@@ -308,6 +361,7 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
 
     if (q->limit > RANK_K)
         return 1;
+    memset(&tp, 0, sizeof tp);
     budget_init(&bud, q->max_rows, q->max_ns);
     if ((rc = store__snapshot_begin(s, &txn)) != 0)
         return rc;
@@ -316,17 +370,17 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
         if (near(s->trail, from, to, &mk, s->pend_max_end_ns)) {
             t = s->trail;
             atomic_fetch_add(&t->refs, 1);
-            /* what came late for its minutes, and the pending rows of the
-             * minutes added and of those left out */
-            pend_rows_add_contribs(&pp, dim, t->late, t->nlate);
+            pend_rows_add_contribs(&tp.late, dim, t->late, t->nlate);
             if (from < t->since)
-                pend_rows_copy(s, dim, from, t->since, &pp);
+                pend_rows_copy(s, dim, from, t->since, &tp.plus);
             else
-                pend_rows_copy(s, dim, t->since, from, &pm);
+                pend_rows_copy(s, dim, t->since, from, &tp.minus);
             if (to > t->until)
-                pend_rows_copy(s, dim, t->until, to, &pp);
+                pend_rows_copy(s, dim, t->until, to, &tp.plus);
             else
-                pend_rows_copy(s, dim, to, t->until, &pm);
+                pend_rows_copy(s, dim, to, t->until, &tp.minus);
+            pend_rows_copy(s, dim, from > t->since ? from : t->since,
+                           to < t->until ? to : t->until, &tp.mid);
         }
     }
     store__snapshot_unlock(s);
@@ -340,13 +394,14 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     const struct topk_ent *mem = td->best[m];
     bool complete = td->groups == nmem; /* every group of [A, B) is listed */
     uint64_t theta = complete || nmem == 0 ? 0 : mem[nmem - 1].m;
-    uint64_t max_bound = theta; /* the most an unlisted group can have */
+    struct unsure un = {.n = 0, .rest = theta}; /* no unlisted group has more than rest */
     struct pick pk = {malloc(q->limit * sizeof *pk.heap), 0, q->limit, klen, q->order, 0, false};
     struct gmerge gm;
     bool gm_open = false;
     if (!pk.heap)
         rc = VIGIL_ENOMEM;
-    if (rc == 0 && (rc = pend_rows_sum(&pp)) == 0 && (rc = pend_rows_sum(&pm)) == 0 &&
+    if (rc == 0 && (rc = pend_rows_sum(&tp.plus)) == 0 && (rc = pend_rows_sum(&tp.minus)) == 0 &&
+        (rc = pend_rows_sum(&tp.late)) == 0 && (rc = pend_rows_sum(&tp.mid)) == 0 &&
         (rc = gmerge_init(&gm, s, txn, dim, &mk, &bud)) == 0) {
         gm_open = true;
         if (from < t->since)
@@ -357,8 +412,9 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
             rc = gmerge_add_range(&gm, t->until, to, to, GM_PLUS);
         else if (rc == 0)
             rc = gmerge_add_range(&gm, to, t->until, t->until, GM_MINUS);
-        gmerge_add_pending(&gm, &pp, GM_PLUS);
-        gmerge_add_pending(&gm, &pm, GM_MINUS);
+        gmerge_add_pending(&gm, &tp.plus, GM_PLUS);
+        gmerge_add_pending(&gm, &tp.late, GM_PLUS);
+        gmerge_add_pending(&gm, &tp.minus, GM_MINUS);
     }
     /* The changed groups in key order, beside the listed ones in key order. */
     size_t j = 0;
@@ -381,12 +437,37 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
             uint64_t add = rank_metric(plus.v, m), cut = rank_metric(minus.v, m);
             if (cut > theta + add)
                 pk.broken = true;
-            else if (theta + add - cut > max_bound)
-                max_bound = theta + add - cut;
+            else if (theta + add - cut > theta)
+                unsure_add(&un, key, klen, &plus, theta + add - cut);
         }
     }
     for (; rc == 0 && j < nmem; j++)
         pick_offer(&pk, mem[td->bykey[m][j]].key, &mem[td->bykey[m][j]].c);
+
+    /* Unlisted groups that could reach the last row kept, best bound first:
+     * their exact figures are the minutes both ranges share (looked up)
+     * plus what the query adds beyond the ranking's range. */
+    uint32_t mid_from = from > t->since ? from : t->since, mid_to = to < t->until ? to : t->until;
+    while (rc == 0 && !bud.hit && !pk.broken && !complete && un.n > 0) {
+        size_t b = 0;
+        for (size_t i = 1; i < un.n; i++)
+            if (un.g[i].bound > un.g[b].bound)
+                b = i;
+        if (pk.n == q->limit && un.g[b].bound < pk.heap[0].m)
+            break; /* neither it nor any after it can */
+        struct rctr fig = {{0}}, late = {{0}};
+        rc = gmerge_lookup(&gm, mid_from, mid_to, mid_to, un.g[b].key, &fig);
+        pend_rows_lookup(&tp.mid, un.g[b].key, &fig);
+        pend_rows_lookup(&tp.late, un.g[b].key, &late); /* in the shared minutes already */
+        pk.broken |= !apply_delta(&fig, &un.g[b].plus, &late);
+        if (rc == 0 && !bud.hit)
+            pick_offer(&pk, un.g[b].key, &fig);
+        un.g[b] = un.g[--un.n];
+    }
+    uint64_t max_bound = un.rest;
+    for (size_t i = 0; i < un.n; i++)
+        if (un.g[i].bound > max_bound)
+            max_bound = un.g[i].bound;
 
     struct rctr total = t->total;
     if (rc == 0 && !bud.hit && !pk.broken && !apply_delta(&total, &gm.total[GM_PLUS],
@@ -415,8 +496,7 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     if (gm_open)
         gmerge_free(&gm);
     store__snapshot_end(s, txn);
-    pend_rows_free(&pp);
-    pend_rows_free(&pm);
+    trail_pend_free(&tp);
     free(pk.heap);
     trail_release(t);
     if (rc)
