@@ -121,6 +121,8 @@ void store_trail_info(struct store *s, struct trail_info *out)
     out->took_ns = s->trail_took_ns;
     out->builds = s->trail_builds;
     out->dropped = s->trail_dropped;
+    out->answers = atomic_load(&s->trail_answers);
+    out->merged = atomic_load(&s->trail_merged);
     pthread_mutex_unlock(&s->pend_lock);
 }
 
@@ -501,6 +503,7 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     trail_release(t);
     if (rc)
         return rc;
+    atomic_fetch_add(exact ? &s->trail_answers : &s->trail_merged, 1);
     return exact ? 0 : 1;
 }
 

@@ -67,6 +67,7 @@ struct trail_info {
     int64_t since_ns, until_ns; /* its range [A, B) */
     int64_t took_ns;            /* how long its build took */
     uint64_t builds, dropped;   /* built and published; built and found stale or cut */
+    uint64_t answers, merged;   /* top queries it answered; near it but merged instead */
 };
 void store_trail_info(struct store *s, struct trail_info *out);
 

@@ -122,11 +122,11 @@ class Rig:
         self.endpoint = None
         self.timings = {}
 
-    def start(self):
+    def start(self, extra=()):
         cmd = [self.a.aggregator, "--insecure", "--listen", "tcp://127.0.0.1:*",
                "--db", os.path.join(self.work, "db"),
                "--flow-retention", "36500d", "--minute-retention", "36500d",
-               "--hour-retention", "36500d", "--day-retention", "36500d"]
+               "--hour-retention", "36500d", "--day-retention", "36500d", *extra]
         self.proc, m = vigiltest.start_logged(cmd, self.log_path,
                                               r"listening on (tcp://[0-9.:]+)")
         self.endpoint = m.group(1)
