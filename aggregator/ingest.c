@@ -627,10 +627,10 @@ static void log_status(struct ingest *in, const char *what)
     struct trail_info ti;
     store_trail_info(in->cfg.store, &ti);
     if (ti.builds || ti.dropped)
-        log_info("%s: trailing ranking: %s%s [%" PRId64 ", %" PRId64 ") s, built in %.0f ms, "
+        log_info("%s: trailing ranking: %s[%" PRId64 ", %" PRId64 ") s, built in %.0f ms, "
                  "%zu late records; builds=%" PRIu64 " dropped=%" PRIu64 " answers=%" PRIu64
                  " merged=%" PRIu64,
-                 what, ti.present ? "" : "none", ti.stale ? "stale" : "", ti.since_ns / NS_PER_SEC,
+                 what, !ti.present ? "none " : ti.stale ? "stale " : "", ti.since_ns / NS_PER_SEC,
                  ti.until_ns / NS_PER_SEC, (double)ti.took_ns / 1e6, ti.late, ti.builds,
                  ti.dropped, ti.answers, ti.merged);
     in->status_at = now;

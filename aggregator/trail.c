@@ -155,12 +155,15 @@ static int keep_dim(struct trail_dim *td, struct rank_build *rb, unsigned klen)
     return 0;
 }
 
-int store_trail_refresh(struct store *s, int64_t max_ns)
+/* store_trail_refresh; the thread passes its stop flag, looked at every
+ * few thousand groups, so a stop never waits for a whole build. */
+static int build(struct store *s, int64_t max_ns, const atomic_bool *stop)
 {
     struct pend_rows pend[DIM_COUNT];
     struct tier_marks mk;
     struct budget bud;
     MDB_txn *txn;
+    bool cancelled = false;
     int rc;
 
     memset(pend, 0, sizeof pend);
@@ -200,14 +203,18 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
         rank_begin(rb, a, d);
         rc = gmerge_add_range(&gm, a, b, b, GM_PLUS);
         gmerge_add_pending(&gm, &pend[d], GM_PLUS);
-        while (rc == 0 && (rc = gmerge_next(&gm, key, &plus, &minus)) == 1) {
+        for (uint64_t i = 1; rc == 0 && (rc = gmerge_next(&gm, key, &plus, &minus)) == 1; i++) {
             rank_offer(rb, key, plus.v);
             rc = 0;
+            if (stop && i % 4096 == 0 && atomic_load(stop)) {
+                cancelled = true;
+                break;
+            }
         }
         if (d == DIM_APP)
             t->total = gm.total[GM_PLUS];
         gmerge_free(&gm);
-        if (rc == 0 && bud.hit)
+        if (rc == 0 && (bud.hit || cancelled))
             break;
         if (rc == 0)
             rc = keep_dim(&t->dim[d], rb, dim_klen[d]);
@@ -224,7 +231,7 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
     s->trail_building = NULL;
     if (go && rc == 0) {
         s->trail_took_ns = took;
-        if (!bud.hit && !t->stale) {
+        if (!bud.hit && !cancelled && !t->stale) {
             drop = s->trail;
             s->trail = t;
             s->trail_builds++;
@@ -243,6 +250,11 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
         log_debug("store: trailing ranking of [%u, %u) built in %.0f ms", (unsigned)a,
                   (unsigned)b, (double)took / 1e6);
     return rc;
+}
+
+int store_trail_refresh(struct store *s, int64_t max_ns)
+{
+    return build(s, max_ns, NULL);
 }
 
 /* ---- answering ------------------------------------------------------------------ */
@@ -514,7 +526,7 @@ struct trail_thread {
     pthread_t tid;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stopping;
+    atomic_bool stopping; /* written under mu; read unlocked by a build */
     int64_t poll_ns;
 };
 
@@ -527,7 +539,7 @@ static void *run(void *arg)
         pthread_mutex_unlock(&tt->mu);
         int64_t now = vigil_monotonic_ns();
         if (now >= next_ok && store_trail_due(tt->s)) {
-            int rc = store_trail_refresh(tt->s, 0);
+            int rc = build(tt->s, 0, &tt->stopping);
             int64_t took = vigil_monotonic_ns() - now;
             next_ok = now + 10 * took; /* builds take at most a tenth of the time */
             if (rc)
@@ -555,6 +567,7 @@ struct trail_thread *trail_thread_start(struct store *s, int64_t poll_ns)
     if (!tt)
         return NULL;
     tt->s = s;
+    atomic_init(&tt->stopping, false);
     tt->poll_ns = poll_ns > 0 ? poll_ns : NS_PER_SEC;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
