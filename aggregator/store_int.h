@@ -189,6 +189,7 @@ struct store {
     int64_t pend_max_end_ns;
     uint64_t trail_builds, trail_dropped;
     _Atomic uint64_t trail_answers, trail_merged; /* any thread */
+    int64_t trail_wanted_mono; /* the last top query over a trailing day (monotonic) */
     int64_t trail_took_ns;
     pthread_mutex_t trail_build_lock; /* one build at a time */
     /* A grow that could not have map_lock (queries held it); the writer

@@ -17,6 +17,9 @@
 #include "store_int.h"
 #include "topk.h"
 
+/* Builds are on demand: the thread keeps the ranking fresh for this long
+ * after the last top query over a trailing day. */
+#define TRAIL_DEMAND_NS (3600 * NS_PER_SEC)
 /* A build that runs longer than this is dropped (it pins a snapshot). */
 #define TRAIL_BUILD_MAX_NS (300 * NS_PER_SEC)
 
@@ -101,7 +104,9 @@ bool store_trail_due(struct store *s)
     pthread_mutex_lock(&s->pend_lock);
     uint32_t b = closed_minute(s);
     const struct trail_rank *t = s->trail;
-    bool due = b > TRAIL_SPAN_S && (!t || t->stale || b > t->until);
+    bool wanted = s->trail_wanted_mono &&
+                  vigil_monotonic_ns() - s->trail_wanted_mono < TRAIL_DEMAND_NS;
+    bool due = wanted && b > TRAIL_SPAN_S && (!t || t->stale || b > t->until);
     pthread_mutex_unlock(&s->pend_lock);
     return due;
 }
@@ -379,8 +384,14 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     budget_init(&bud, q->max_rows, q->max_ns);
     if ((rc = store__snapshot_begin(s, &txn)) != 0)
         return rc;
-    if ((rc = store__read_marks(s, txn, &mk)) == 0 && s->trail && !s->trail->stale) {
+    if ((rc = store__read_marks(s, txn, &mk)) == 0)
         top_range(q, &mk, &from, &to);
+    /* a day ending near the newest closed minute: keep a ranking for it */
+    uint32_t closed = closed_minute(s);
+    if (rc == 0 && to - from >= TRAIL_SPAN_S - TRAIL_MAX_SHIFT_S &&
+        to + TRAIL_MAX_SHIFT_S >= closed)
+        s->trail_wanted_mono = vigil_monotonic_ns();
+    if (rc == 0 && s->trail && !s->trail->stale) {
         if (near(s->trail, from, to, &mk, s->pend_max_end_ns)) {
             t = s->trail;
             atomic_fetch_add(&t->refs, 1);

@@ -8,7 +8,9 @@
  * per-bucket rankings to prune them.
  *
  * What: store_trail_refresh merges, off the query path (its own thread,
- * trail_thread_start), the 24 h [A, B) before the newest closed minute B
+ * trail_thread_start, while top queries over a trailing day keep coming:
+ * the first of them merges, and a store nobody asks spends nothing on it),
+ * the 24 h [A, B) before the newest closed minute B
  * (newest record end - close_grace, whole minutes), and keeps per
  * dimension and metric the best RANK_K groups with their exact counters,
  * the value of the K-th (theta: no group left out has more), the number of
@@ -57,8 +59,9 @@ struct trail_rank;
  * builds are serialized. */
 int store_trail_refresh(struct store *s, int64_t max_ns);
 
-/* Is a refresh worth it: no ranking, a stale one, or a newer closed
- * minute than its B. */
+/* Is a refresh worth it: a top query over a trailing day came within the
+ * hour, and there is no ranking, a stale one, or a newer closed minute
+ * than its B. */
 bool store_trail_due(struct store *s);
 
 struct trail_info {

@@ -4,9 +4,10 @@ ranking, end to end.
 
 One vigil-aggregator on loopback (--insecure, status every second) and a
 vigil-agent delivering a generated capture (vigil-gen `bench`, 30 minutes of
-traffic). The aggregator's trailing-ranking thread builds the ranking of the
-day before the newest closed minute (the status log says which range); this
-test then asks `vigil top` for hosts, ports and talker pairs, by bytes and by
+traffic). Nothing is built until a first `top` over a trailing day asks (it
+is merged); then the aggregator's trailing-ranking thread builds the ranking
+of the day before the newest closed minute (the status log says which
+range); this test then asks `vigil top` for hosts, ports and talker pairs, by bytes and by
 packets, over ranges a few minutes off that day, and compares every row with
 what it computes itself from the agent's --json records. The status log must
 show those answers came from the ranking (answers=), not from a merge. Then a
@@ -140,6 +141,9 @@ def main():
         check(wait_stored(rig, {"bench": len(recs)}), "every record is stored")
         newest = max(us_of(x["end"]) for x in recs) // 1_000_000
         until = (newest - GRACE) // 60 * 60
+        check(wait_status(rig, lambda s: True, timeout=3) is None,
+              "no ranking is built before anyone asks for top over a trailing day")
+        check_tops(rig, recs, until - 86400 + 300, "the first ask (merged)")
         st = wait_status(rig, lambda s: s["builds"] >= 1 and s["until"] == until)
         check(st is not None and st["until"] == until and st["since"] == until - 86400,
               f"the ranking covers the day before the newest closed minute "
