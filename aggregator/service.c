@@ -33,9 +33,9 @@
 #define DAY_NS (86400 * NS_PER_SEC)
 #define WORKER_POLL_MS 100     /* how soon a worker notices service_stop */
 /* How often the trailing ranking's thread looks whether a build is due
- * (trail.h): data moves on by the minute, and a build spends at most a
- * tenth of the time anyway. */
-#define SERVICE_TRAIL_POLL_NS (5 * NS_PER_SEC)
+ * (trail.h): soon after the first query asks for one; the look is a lock
+ * and a few compares, and a build spends at most a tenth of the time. */
+#define SERVICE_TRAIL_POLL_NS NS_PER_SEC
 #define WORKER_SEND_TIMEOUT_MS 1000 /* an answer the ingest thread cannot take is dropped */
 
 /* Packs the answer; rows are dropped from the end (truncated) until it
