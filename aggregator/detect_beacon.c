@@ -449,9 +449,12 @@ void beacon_sweep(struct detect *d, bool all)
             eval_pair(d, b);
             b->to_judge = false;
         }
-        if (!all && d->low_wm > b->last_ns + idle + d->cfg.lateness_ns) {
+        if (!all && d->fleet_view && d->low_wm > b->last_ns + idle + d->cfg.lateness_ns) {
             /* never forgotten unjudged: every delivering agent is far past
-             * its last contact, which is as complete as the view gets */
+             * its last contact, which is as complete as the view gets —
+             * once the engine knows its fleet: before, an agent whose first
+             * batch is still on its way cannot hold the watermark back, and
+             * the NTP server every host polls would look rare */
             if (b->to_judge) {
                 eval_pair(d, b);
                 b->to_judge = false;
