@@ -422,6 +422,46 @@ Test(detect, beacon_found_and_a_server_everyone_polls_is_not)
     rig_close(&g);
 }
 
+/* The first agent to deliver is hours ahead of the others (a replay, a
+ * fleet reconnecting): the server its host polls looks rare until the rest
+ * of the fleet's batches arrive, so nothing may be judged on the watermark
+ * of the agents heard so far before the engine knows its fleet. */
+Test(detect, a_server_everyone_polls_is_not_a_beacon_while_agents_still_arrive)
+{
+    struct rig g;
+    struct batch x;
+    char src[32], agent[16];
+    rig_open(&g, NULL);
+    batch_init(&x, 64);
+    for (unsigned i = 0; i < 10; i++) /* every 60 s, then quiet */
+        add(&x, &(struct rec){"10.0.2.10", "198.51.100.123", 40000 + i, 123, 17, i * 60.0, 0.1, 1,
+                              76, 1, 76, "SF"});
+    /* its agent goes on to hours past that: far beyond the longest period */
+    add(&x, &(struct rec){"10.0.2.10", "10.0.0.1", 41000, 53, 17, 6 * 3600.0, 0.1, 1, 70, 1, 90,
+                          "SF"});
+    feed(&g, &x, "a0");
+    batch_free(&x);
+    struct detect_stats st;
+    detect_get_stats(g.d, &st); /* not stored_alerts: its flush judges everything */
+    cr_assert_eq(st.alerts_new, 0, "judged rare from the one agent heard so far");
+    /* the rest of the fleet, polling the same server over the same hour */
+    for (unsigned h = 1; h < 20; h++) {
+        batch_init(&x, 16);
+        snprintf(src, sizeof src, "10.0.2.%u", 10 + h);
+        snprintf(agent, sizeof agent, "a%u", h);
+        for (unsigned i = 0; i < 10; i++)
+            add(&x, &(struct rec){src, "198.51.100.123", 40000 + i, 123, 17, h + i * 60.0, 0.1, 1,
+                                  76, 1, 76, "SF"});
+        feed(&g, &x, agent);
+        batch_free(&x);
+    }
+    detect_tick(g.d, vigil_monotonic_ns() + NS(10)); /* quiet: everything is judged */
+    detect_get_stats(g.d, &st);
+    cr_assert_gt(st.idle_flushes, 0);
+    cr_assert_eq(stored_alerts(&g, ALERT_BEACON, NULL, 0), 0, "the whole fleet polls it");
+    rig_close(&g);
+}
+
 /* ---- exfiltration, persistence, de-duplication ---------------------------------------------- */
 
 Test(detect, exfiltration_to_new_destination_but_not_a_known_backup_after_reopen)
