@@ -70,7 +70,10 @@ def alerts_of(args, work, pcap):
         return None
     try:
         cmd = [args.agent, "-r", pcap, "--aggregator", endpoint, "--insecure",
-               "--spool", os.path.join(work, f"{tag}.spool"), "--agent-name", "probe"]
+               "--spool", os.path.join(work, f"{tag}.spool"), "--agent-name", "probe",
+               # wait for the acks as a live agent would: a fresh store's first
+               # commit on a busy disk can outlast the default 2 s
+               "--stop-grace", "60s"]
         if args.agent_extra:
             cmd += args.agent_extra
         r = run(cmd, timeout=120)
