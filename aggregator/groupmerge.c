@@ -240,16 +240,25 @@ int gmerge_init(struct gmerge *m, struct store *s, MDB_txn *txn, unsigned dim,
     return 0;
 }
 
+/* The piece of [t, to) read from one tier (of a range ending at end):
+ * *tier, and where the piece stops — the run of buckets that tier answers. */
+static uint32_t piece_end(const struct gmerge *m, uint32_t t, uint32_t to, uint32_t end,
+                          unsigned *tier)
+{
+    *tier = piece_tier(t, end, m->mk);
+    do
+        t += tier_secs[*tier];
+    while (t < to && piece_tier(t, end, m->mk) == *tier);
+    return t;
+}
+
 int gmerge_add_range(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end, unsigned sign)
 {
     int rc = 0;
     for (uint32_t t = from; rc == 0 && t < to && !m->bud->hit;) {
-        unsigned tier = piece_tier(t, end, m->mk);
-        uint32_t e = t;
-        do {
-            e += tier_secs[tier];
-            m->buckets[tier]++;
-        } while (e < to && piece_tier(e, end, m->mk) == tier);
+        unsigned tier;
+        uint32_t e = piece_end(m, t, to, end, &tier);
+        m->buckets[tier] += (e - t) / tier_secs[tier];
         uint8_t sg = (uint8_t)sign;
         rc = walk_parts(m, tier, t, e, add_stream, &sg);
         if (rc == 0 && m->dim != DIM_APP)
@@ -377,11 +386,8 @@ int gmerge_lookup(struct gmerge *m, uint32_t from, uint32_t to, uint32_t end,
     struct lookup lk = {key, has_before ? before : NULL, out};
     int rc = 0;
     for (uint32_t t = from; rc == 0 && t < to && !m->bud->hit;) {
-        unsigned tier = piece_tier(t, end, m->mk);
-        uint32_t e = t;
-        do
-            e += tier_secs[tier];
-        while (e < to && piece_tier(e, end, m->mk) == tier);
+        unsigned tier;
+        uint32_t e = piece_end(m, t, to, end, &tier);
         rc = walk_parts(m, tier, t, e, lookup_part, &lk);
         t = e;
     }

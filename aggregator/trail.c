@@ -264,22 +264,36 @@ int store_trail_refresh(struct store *s, int64_t max_ns)
 
 /* ---- answering ------------------------------------------------------------------ */
 
-/* Can t answer [from, to): each edge within TRAIL_MAX_SHIFT_S of its own
- * (the data after B counts only up to the newest record), and the minutes
- * between still stored as minutes. */
-static bool near(const struct trail_rank *t, uint32_t from, uint32_t to,
-                 const struct tier_marks *mk, int64_t newest_ns)
+/* Where a query's range [from, to) and the ranking's [A, B) differ: at
+ * the start and at the end, minutes [lo, hi) the query adds (GM_PLUS) or
+ * leaves out (GM_MINUS); lo == hi when an edge is the same. The minutes
+ * both share are [e[0].hi, e[1].lo). */
+struct edge {
+    uint32_t lo, hi;
+    unsigned sign;
+};
+
+static void edges(const struct trail_rank *t, uint32_t from, uint32_t to, struct edge e[2])
 {
-    uint32_t lead = from > t->since ? from - t->since : t->since - from, tail;
-    if (to > t->until) { /* minutes added: those with data */
+    e[0] = from < t->since ? (struct edge){from, t->since, GM_PLUS}
+                           : (struct edge){t->since, from, GM_MINUS};
+    e[1] = to > t->until ? (struct edge){t->until, to, GM_PLUS}
+                         : (struct edge){to, t->until, GM_MINUS};
+}
+
+/* Can t answer the range with these edges: each within TRAIL_MAX_SHIFT_S
+ * (minutes added after B count only up to the newest record), and the
+ * minutes between still stored as minutes. */
+static bool near(const struct edge e[2], const struct tier_marks *mk, int64_t newest_ns)
+{
+    uint32_t tail_hi = e[1].hi;
+    if (e[1].sign == GM_PLUS) { /* minutes added: those with data */
         uint32_t data_end = ceil_to(clamp_sec(newest_ns) + 1, 60);
-        uint32_t e = to < data_end ? to : data_end;
-        tail = e > t->until ? e - t->until : 0;
-    } else {
-        tail = t->until - to;
+        if (data_end < tail_hi)
+            tail_hi = data_end > e[1].lo ? data_end : e[1].lo;
     }
-    uint32_t low = from < t->since ? from : t->since;
-    return lead <= TRAIL_MAX_SHIFT_S && tail <= TRAIL_MAX_SHIFT_S && low >= mk->low[TIER_MINUTE];
+    return e[0].hi - e[0].lo <= TRAIL_MAX_SHIFT_S && tail_hi - e[1].lo <= TRAIL_MAX_SHIFT_S &&
+           e[0].lo >= mk->low[TIER_MINUTE];
 }
 
 /* The best `limit` of the exact figures, and what bounds the rest. */
@@ -391,21 +405,17 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     if (rc == 0 && to - from >= TRAIL_SPAN_S - TRAIL_MAX_SHIFT_S &&
         to + TRAIL_MAX_SHIFT_S >= closed)
         s->trail_wanted_mono = vigil_monotonic_ns();
+    struct edge e[2];
     if (rc == 0 && s->trail && !s->trail->stale) {
-        if (near(s->trail, from, to, &mk, s->pend_max_end_ns)) {
+        edges(s->trail, from, to, e);
+        if (near(e, &mk, s->pend_max_end_ns)) {
             t = s->trail;
             atomic_fetch_add(&t->refs, 1);
             pend_rows_add_contribs(&tp.late, dim, t->late, t->nlate);
-            if (from < t->since)
-                pend_rows_copy(s, dim, from, t->since, &tp.plus);
-            else
-                pend_rows_copy(s, dim, t->since, from, &tp.minus);
-            if (to > t->until)
-                pend_rows_copy(s, dim, t->until, to, &tp.plus);
-            else
-                pend_rows_copy(s, dim, to, t->until, &tp.minus);
-            pend_rows_copy(s, dim, from > t->since ? from : t->since,
-                           to < t->until ? to : t->until, &tp.mid);
+            for (int i = 0; i < 2; i++)
+                pend_rows_copy(s, dim, e[i].lo, e[i].hi,
+                               e[i].sign == GM_PLUS ? &tp.plus : &tp.minus);
+            pend_rows_copy(s, dim, e[0].hi, e[1].lo, &tp.mid); /* the shared minutes */
         }
     }
     store__snapshot_unlock(s);
@@ -429,14 +439,8 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
         (rc = pend_rows_sum(&tp.late)) == 0 && (rc = pend_rows_sum(&tp.mid)) == 0 &&
         (rc = gmerge_init(&gm, s, txn, dim, &mk, &bud)) == 0) {
         gm_open = true;
-        if (from < t->since)
-            rc = gmerge_add_range(&gm, from, t->since, t->since, GM_PLUS);
-        else
-            rc = gmerge_add_range(&gm, t->since, from, from, GM_MINUS);
-        if (rc == 0 && to > t->until)
-            rc = gmerge_add_range(&gm, t->until, to, to, GM_PLUS);
-        else if (rc == 0)
-            rc = gmerge_add_range(&gm, to, t->until, t->until, GM_MINUS);
+        for (int i = 0; rc == 0 && i < 2; i++)
+            rc = gmerge_add_range(&gm, e[i].lo, e[i].hi, e[i].hi, e[i].sign);
         gmerge_add_pending(&gm, &tp.plus, GM_PLUS);
         gmerge_add_pending(&gm, &tp.late, GM_PLUS);
         gmerge_add_pending(&gm, &tp.minus, GM_MINUS);
@@ -472,7 +476,6 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
     /* Unlisted groups that could reach the last row kept, best bound first:
      * their exact figures are the minutes both ranges share (looked up)
      * plus what the query adds beyond the ranking's range. */
-    uint32_t mid_from = from > t->since ? from : t->since, mid_to = to < t->until ? to : t->until;
     while (rc == 0 && !bud.hit && !pk.broken && !complete && un.n > 0) {
         size_t b = 0;
         for (size_t i = 1; i < un.n; i++)
@@ -481,7 +484,7 @@ int trail_top(struct store *s, const struct top_query *q, struct top_result *out
         if (pk.n == q->limit && un.g[b].bound < pk.heap[0].m)
             break; /* neither it nor any after it can */
         struct rctr fig = {{0}}, late = {{0}};
-        rc = gmerge_lookup(&gm, mid_from, mid_to, mid_to, un.g[b].key, &fig);
+        rc = gmerge_lookup(&gm, e[0].hi, e[1].lo, e[1].lo, un.g[b].key, &fig);
         pend_rows_lookup(&tp.mid, un.g[b].key, &fig);
         pend_rows_lookup(&tp.late, un.g[b].key, &late); /* in the shared minutes already */
         pk.broken |= !apply_delta(&fig, &un.g[b].plus, &late);
