@@ -30,7 +30,6 @@
 #include "query_int.h"
 #include "rank.h"
 #include "rollup.h"
-#include "sortkey.h"
 #include "store_int.h"
 #include "topk.h"
 #include "trail.h"
